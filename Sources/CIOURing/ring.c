@@ -1,0 +1,63 @@
+#include "CIOURing.h"
+
+_Static_assert(sizeof(struct io_uring_sqe) == 64, "io_uring_sqe must be 64 bytes");
+_Static_assert(sizeof(struct io_uring_cqe) == 16, "io_uring_cqe must be 16 bytes");
+_Static_assert(sizeof(struct io_uring_params) == 120, "io_uring_params must be 120 bytes");
+
+int CIOURing_map(CIOURing_ring *ring, unsigned entries, unsigned cq_entries) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    memset(ring, 0, sizeof(*ring));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = cq_entries;
+    int fd = CIOURing_setup(entries, &p);
+    if (fd < 0) return fd;
+    // Kernels without one mmap for both rings (< 5.4) or without NODROP and EXT_ARG (< 5.11)
+    // are refused: keeping one mapping path and a bounded wait without timeout SQEs.
+    unsigned need = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
+    if ((p.features & need) != need) { close(fd); return -ENOSYS; }
+
+    size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    size_t size = sq_size > cq_size ? sq_size : cq_size;
+    void *rings = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+    if (rings == MAP_FAILED) { int e = errno; close(fd); return -e; }
+    size_t sqes_size = p.sq_entries * sizeof(struct io_uring_sqe);
+    void *sqes = mmap(NULL, sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+    if (sqes == MAP_FAILED) { int e = errno; munmap(rings, size); close(fd); return -e; }
+
+    char *base = rings;
+    ring->ring_fd = fd;
+    ring->features = p.features;
+    ring->sq_head = (unsigned *)(base + p.sq_off.head);
+    ring->sq_tail = (unsigned *)(base + p.sq_off.tail);
+    ring->sq_mask = *(unsigned *)(base + p.sq_off.ring_mask);
+    ring->sq_entries = *(unsigned *)(base + p.sq_off.ring_entries);
+    ring->sq_flags = (unsigned *)(base + p.sq_off.flags);
+    ring->sq_array = (unsigned *)(base + p.sq_off.array);
+    ring->sqes = sqes;
+    ring->cq_head = (unsigned *)(base + p.cq_off.head);
+    ring->cq_tail = (unsigned *)(base + p.cq_off.tail);
+    ring->cq_mask = *(unsigned *)(base + p.cq_off.ring_mask);
+    ring->cq_entries = *(unsigned *)(base + p.cq_off.ring_entries);
+    ring->cqes = (struct io_uring_cqe *)(base + p.cq_off.cqes);
+    ring->sq_ring_ptr = rings;
+    ring->sq_ring_size = size;
+    ring->cq_ring_ptr = rings;
+    ring->cq_ring_size = size;
+    ring->sqes_size = sqes_size;
+    // The SQ index array is the identity: SQE i is always submitted from array slot i.
+    for (unsigned i = 0; i < ring->sq_entries; i++) ring->sq_array[i] = i;
+    return 0;
+}
+
+void CIOURing_unmap(CIOURing_ring *ring) {
+    if (ring->sqes) munmap(ring->sqes, ring->sqes_size);
+    if (ring->sq_ring_ptr) munmap(ring->sq_ring_ptr, ring->sq_ring_size);
+    if (ring->ring_fd > 0) close(ring->ring_fd);
+    memset(ring, 0, sizeof(*ring));
+}
+
+int CIOURing_accept(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}

@@ -1,0 +1,33 @@
+/// What the port needs from a kernel interface. Two final classes implement it, `URingBackend`
+/// and `EpollBackend`; the scheduling rules (FIFO, gate, LIFO, leader) live once, in `Scheduler`.
+protocol BackendDriver: AnyObject, Sendable {
+    var kind: PortBackend { get }
+
+    /// Records the completion key of `fd` and prepares the kernel side.
+    func associate(_ fd: CInt, key: UInt64) throws(PortError)
+
+    /// Starts an operation. Its completion (success or failure) is delivered exactly once
+    /// (a multishot accept: once per connection, the last without `hasMore`).
+    func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
+                context: UInt64) throws(PortError)
+
+    /// Cancels every operation in flight on `fd` (they complete with ECANCELED) and closes it.
+    func closeHandle(_ fd: CInt) throws(PortError)
+
+    /// The leader's wait: hands pending submissions to the kernel, waits up to `timeoutNs`
+    /// (< 0: forever) for completions, and writes up to `buffer.count` of them. Returns how many.
+    /// Called by one thread at a time.
+    func harvest(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> Int
+
+    /// Makes a leader waiting in the kernel (or about to) return soon.
+    func wakeLeader()
+
+    /// Hands pending submissions to the kernel now.
+    func flush()
+
+    /// Cancels every operation in flight (port close); they complete with ECANCELED.
+    func cancelAll()
+
+    /// Releases the kernel objects. Called once, when the port is deallocated.
+    func shutdown()
+}

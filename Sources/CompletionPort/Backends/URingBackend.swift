@@ -1,0 +1,245 @@
+import CIOURing
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-descriptor state for the io_uring backend: only the completion key.
+struct URingHandle: ~Copyable {
+    let key = Atomic<UInt64>(0)
+    let associated = Atomic<Bool>(false)
+}
+
+/// The port over one io_uring.
+///
+/// Submissions from any thread go through a short critical section on the SQ (the ring has one
+/// tail). They are handed to the kernel lazily: a worker thread that is running on the port
+/// defers them to its next `dequeue` (where the leader's `io_uring_enter` submits and waits in
+/// one call, so an echo round costs one system call per batch), any other thread flushes at once,
+/// and a submission made while the leader is blocked in the kernel is flushed at once too.
+///
+/// Only the leader reads the CQ, so the CQ head needs no lock.
+///
+/// Internal SQEs (wake NOPs, cancels, closes) carry user data with generation 0, which no
+/// operation slot ever has, and their CQEs are dropped.
+final class URingBackend: BackendDriver, @unchecked Sendable {
+    let kind = PortBackend.ioURing
+    private let ring: UnsafeMutablePointer<CIOURing_ring>
+    private let sqLock = Mutex<Void>(())
+    private let operations: OperationTable
+    private unowned let scheduler: Scheduler
+    private let handles: HandleTable<URingHandle>
+    /// The leader is inside io_uring_enter waiting for completions (see `afterPush`).
+    private let leaderInKernel = Atomic<Bool>(false)
+    /// A wake NOP is in the SQ or CQ and not yet harvested; later wakes are redundant.
+    private let wakePending = Atomic<Bool>(false)
+
+    private static let wakeUserData: UInt64 = 0
+    private static let internalUserData: UInt64 = 1
+
+    init(entries: UInt32, operations: OperationTable, scheduler: Scheduler, descriptorLimit: Int) throws(PortError) {
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: CIOURing_ring())
+        let result = CIOURing_map(ring, entries, entries * 4)
+        guard result == 0 else {
+            ring.deallocate()
+            throw PortError.backendUnavailable(.ioURing, SystemCallError(.ioURingSetup, errno: -result))
+        }
+        self.operations = operations
+        self.scheduler = scheduler
+        handles = HandleTable(limit: descriptorLimit) { URingHandle() }
+    }
+
+    func shutdown() {
+        CIOURing_unmap(ring)
+        ring.deallocate()
+    }
+
+    // MARK: handles
+
+    func associate(_ fd: CInt, key: UInt64) throws(PortError) {
+        guard let handle = handles.entryCreating(fd) else { throw PortError.notAssociated(fd) }
+        // relaxed: the key is published by the releasing store of `associated` below.
+        handle.pointee.key.store(key, ordering: .relaxed)
+        // releasing: pairs with the acquiring load in `submit`.
+        handle.pointee.associated.store(true, ordering: .releasing)
+    }
+
+    private func key(of fd: CInt) throws(PortError) -> UInt64 {
+        // acquiring: pairs with the releasing store in `associate`, so the key is current.
+        guard let handle = handles.entry(fd), handle.pointee.associated.load(ordering: .acquiring) else {
+            throw PortError.notAssociated(fd)
+        }
+        return handle.pointee.key.load(ordering: .relaxed)
+    }
+
+    func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
+                context: UInt64) throws(PortError) {
+        let key = try key(of: fd)
+        guard let userData = operations.allocate(operation, fd: fd, key: key, context: context,
+                                                 buffer: buffer, length: length) else {
+            throw PortError.tooManyOperations
+        }
+        let length32 = UInt32(clamping: length)
+        do {
+            try push { sqe, _ in
+                switch operation {
+                case .accept: CIOURing_prep_multishot_accept(sqe, fd, userData)
+                case .receive: CIOURing_prep_recv(sqe, fd, buffer, length32, userData)
+                case .send: CIOURing_prep_send(sqe, fd, buffer, length32, userData)
+                case .posted: CIOURing_prep_nop(sqe, userData)
+                }
+            }
+        } catch {
+            operations.free(Int(UInt32(truncatingIfNeeded: userData)))
+            throw error
+        }
+        afterPush()
+    }
+
+    func closeHandle(_ fd: CInt) throws(PortError) {
+        guard let handle = handles.entry(fd),
+              // acquiring/releasing: one closer wins; pairs with `associate`.
+              handle.pointee.associated.exchange(false, ordering: .acquiringAndReleasing) else {
+            throw PortError.notAssociated(fd)
+        }
+        // Cancel everything on fd, then close it: hard-linked, so the close runs after the
+        // cancel whether or not the cancel found anything, and the descriptor number is not
+        // reused while an operation still refers to the socket.
+        try push(count: 2) { sqe, i in
+            if i == 0 {
+                CIOURing_prep_cancel_fd(sqe, fd, Self.internalUserData)
+            } else {
+                CIOURing_prep_close(sqe, fd, Self.internalUserData)
+            }
+        }
+        afterPush()
+    }
+
+    func cancelAll() {
+        try? push { sqe, _ in CIOURing_prep_cancel_any(sqe, Self.internalUserData) }
+        flush()
+    }
+
+    // MARK: submission queue
+
+    /// Writes `count` consecutive SQEs under the SQ lock and publishes them with one tail store.
+    private func push(count: UInt32 = 1,
+                      _ prepare: (UnsafeMutablePointer<io_uring_sqe>, UInt32) -> Void) throws(PortError) {
+        try sqLock.withLock { _ throws(PortError) in
+            let r = ring.pointee
+            // relaxed: the tail is written only by us, under this lock.
+            let tail = CIOURing_load_relaxed(r.sq_tail)
+            // acquiring: pairs with the kernel's smp_store_release(sq.head) after it has read
+            // the SQEs it consumed, so those slots may be overwritten.
+            var head = CIOURing_load_acquire(r.sq_head)
+            if tail &- head &+ count > r.sq_entries {
+                // Full: hand what is queued to the kernel to make room.
+                _ = enter(toSubmit: r.sq_entries, minComplete: 0, flags: 0, timeoutNs: -1)
+                head = CIOURing_load_acquire(r.sq_head)
+                guard tail &- head &+ count <= r.sq_entries else {
+                    throw PortError.system(SystemCallError(.ioURingEnter, errno: EBUSY))
+                }
+            }
+            for i in 0..<count {
+                prepare(r.sqes + Int((tail &+ i) & r.sq_mask), i)
+            }
+            // releasing: publishes the SQE writes above to the kernel; pairs with the kernel's
+            // smp_load_acquire(sq.tail) in io_submit_sqes.
+            CIOURing_store_release(r.sq_tail, tail &+ count)
+        }
+    }
+
+    /// Decides whether new SQEs must be handed to the kernel now.
+    private func afterPush() {
+        // sequentially consistent: a Dekker pair with the fence in `harvest`. Either we see
+        // `leaderInKernel` set (and flush ourselves), or the leader's io_uring_enter sees our
+        // tail store; without the fence both could miss and the SQE would wait for a timeout.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if leaderInKernel.load(ordering: .relaxed) || !scheduler.callerIsRunning {
+            flush()
+        }
+    }
+
+    func flush() {
+        let r = ring.pointee
+        // acquiring: as in `push`; relaxed tail: ours.
+        if CIOURing_load_relaxed(r.sq_tail) == CIOURing_load_acquire(r.sq_head) { return }
+        _ = enter(toSubmit: r.sq_entries, minComplete: 0, flags: 0, timeoutNs: -1)
+    }
+
+    /// `io_uring_enter`, retried on EINTR (with the same timeout: a wake NOP or a completion
+    /// ends a wait early anyway). Returns the kernel's result (-errno on failure).
+    private func enter(toSubmit: UInt32, minComplete: UInt32, flags: UInt32, timeoutNs: Int64) -> CInt {
+        while true {
+            let result = CIOURing_enter(ring.pointee.ring_fd, toSubmit, minComplete, flags, timeoutNs)
+            if result == -EINTR && minComplete == 0 { continue }
+            return result
+        }
+    }
+
+    func wakeLeader() {
+        // acquiring/releasing: orders with the harvest that clears it (see `harvest`).
+        guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        do {
+            try push { sqe, _ in CIOURing_prep_nop(sqe, Self.wakeUserData) }
+        } catch {
+            wakePending.store(false, ordering: .releasing)
+            return
+        }
+        afterPush()
+    }
+
+    // MARK: completion queue
+
+    func harvest(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> Int {
+        var n = copyCompletions(into: buffer)
+        if n > 0 {
+            flush()
+            return n
+        }
+        // relaxed store: ordered by the fence below.
+        leaderInKernel.store(true, ordering: .relaxed)
+        // sequentially consistent: the other half of the Dekker pair in `afterPush`.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        _ = enter(toSubmit: ring.pointee.sq_entries, minComplete: 1,
+                  flags: UInt32(IORING_ENTER_GETEVENTS), timeoutNs: timeoutNs)
+        // relaxed: a late reader only flushes once more than needed.
+        leaderInKernel.store(false, ordering: .relaxed)
+        n = copyCompletions(into: buffer)
+        return n
+    }
+
+    /// Moves CQEs into `buffer`, dropping internal ones, and frees finished slots.
+    private func copyCompletions(into buffer: UnsafeMutableBufferPointer<Completion>) -> Int {
+        let r = ring.pointee
+        // relaxed: the CQ head is written only by the leader, one at a time.
+        var head = CIOURing_load_relaxed(r.cq_head)
+        // acquiring: pairs with the kernel's smp_store_release(cq.tail), so the CQE contents
+        // up to the tail are visible.
+        let tail = CIOURing_load_acquire(r.cq_tail)
+        var n = 0
+        while head != tail && n < buffer.count {
+            let cqe = r.cqes[Int(head & r.cq_mask)]
+            head &+= 1
+            if cqe.user_data >> 32 == 0 {
+                if cqe.user_data == Self.wakeUserData {
+                    // releasing: a waker after this point pushes a new NOP.
+                    wakePending.store(false, ordering: .releasing)
+                }
+                continue
+            }
+            guard let index = operations.slotIndex(cqe.user_data) else { continue }
+            let more = cqe.flags & UInt32(IORING_CQE_F_MORE) != 0
+            buffer[n] = cqe.res < 0
+                ? operations.completion(index, result: 0, errno: -cqe.res, hasMore: more)
+                : operations.completion(index, result: cqe.res, errno: 0, hasMore: more)
+            if !more { operations.free(index) }
+            n += 1
+        }
+        // releasing: we are done reading the CQEs before head; pairs with the kernel's
+        // smp_load_acquire(cq.head) before it reuses those slots.
+        CIOURing_store_release(r.cq_head, head)
+        return n
+    }
+}

@@ -1,0 +1,230 @@
+import CIOURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An I/O completion port: the Windows IOCP model on Linux, over io_uring or epoll.
+///
+/// Threads call `dequeue` to receive completion packets: results of overlapped operations
+/// (`acceptMultishot`, `receive`, `send`) on associated sockets, and packets posted with
+/// `post`. Packets leave in FIFO order, each exactly once. At most `concurrency` threads run at
+/// a time (a thread runs from a dequeue that gave it a packet until its next dequeue); parked
+/// threads are released most-recent-first; a running thread that must block wraps the wait in
+/// `blocking {}` so another thread may run meanwhile.
+///
+/// | Windows                                   | here                              |
+/// |-------------------------------------------|-----------------------------------|
+/// | `CreateIoCompletionPort(INVALID_HANDLE…)` | `CompletionPort(concurrency:)`    |
+/// | `CreateIoCompletionPort(socket, port, k)` | `associate(_:key:)`               |
+/// | `AcceptEx` (served by the port)           | `acceptMultishot(on:context:)`    |
+/// | `WSARecv` / `WSASend` with `OVERLAPPED`   | `receive` / `send` with `context` |
+/// | `GetQueuedCompletionStatus(Ex)`           | `dequeue(timeout:)` / `dequeue(into:timeout:)` |
+/// | `PostQueuedCompletionStatus`              | `post(bytes:key:context:)`        |
+/// | `closesocket` (aborts pending I/O)        | `close(handle:)`                  |
+/// | `CloseHandle(port)`                       | `close()`                         |
+///
+/// Every method may be called from any thread.
+public final class CompletionPort: @unchecked Sendable {
+    /// The backend in use.
+    public let backend: PortBackend
+    /// Why `.auto` did not choose io_uring, when it did not.
+    public let fallbackReason: SystemCallError?
+
+    let scheduler: Scheduler
+    let operations: OperationTable
+    private let driver: any BackendDriver
+
+    /// Creates a port.
+    ///
+    /// - Parameters:
+    ///   - concurrency: how many threads may run at once; 0 means one per online CPU.
+    ///   - backend: `.auto` uses io_uring when the kernel allows it, and epoll otherwise
+    ///     (`fallbackReason` says why).
+    ///   - maxOperations: how many operations may be in flight at once.
+    ///   - ringEntries: io_uring submission queue size (the completion queue is 4× larger).
+    /// - Throws: `PortError.backendUnavailable` when `.ioURing` is forced and io_uring_setup
+    ///   fails (ENOSYS: no kernel support; EPERM: `kernel.io_uring_disabled` or seccomp);
+    ///   `PortError.system` when epoll cannot be created.
+    public init(concurrency: Int = 0, backend choice: BackendChoice = .auto,
+                maxOperations: Int = 1 << 16, ringEntries: UInt32 = 4096) throws(PortError) {
+        guard concurrency >= 0 else { throw PortError.invalidArgument("concurrency must be >= 0") }
+        guard maxOperations > 0, maxOperations <= Int(UInt32.max - 1) else {
+            throw PortError.invalidArgument("maxOperations out of range")
+        }
+        operations = OperationTable(capacity: maxOperations)
+        scheduler = Scheduler(concurrency: concurrency == 0 ? Self.onlineCPUs : concurrency,
+                              operations: operations)
+        let limit = Self.descriptorLimit
+        var reason: SystemCallError?
+        var chosen: (any BackendDriver)?
+        if choice != .epoll {
+            do {
+                chosen = try URingBackend(entries: ringEntries, operations: operations,
+                                          scheduler: scheduler, descriptorLimit: limit)
+            } catch {
+                guard choice == .auto, case .backendUnavailable(_, let cause) = error else { throw error }
+                reason = cause
+            }
+        }
+        if chosen == nil {
+            chosen = try EpollBackend(operations: operations, scheduler: scheduler, descriptorLimit: limit)
+        }
+        driver = chosen!
+        backend = driver.kind
+        fallbackReason = reason
+        scheduler.driver = driver
+    }
+
+    deinit {
+        _ = scheduler.close()
+        driver.shutdown()
+    }
+
+    /// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
+    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    static var descriptorLimit: Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1 << 16 }
+        let hard = limit.rlim_max == rlim_t.max ? 1 << 20 : Int(limit.rlim_max)
+        return min(max(hard, 1024), 1 << 24)
+    }
+
+    // MARK: handles and operations
+
+    /// Associates a socket with the port, with its completion key (per-handle data).
+    /// The descriptor is made non-blocking.
+    /// - Throws: `PortError.notAssociated` for a descriptor out of range; `.system` if the
+    ///   kernel refuses it.
+    public func associate(_ fd: CInt, key: UInt64) throws(PortError) {
+        try driver.associate(fd, key: key)
+    }
+
+    /// Arms a multishot accept on a listening socket: one completion per accepted connection
+    /// (`acceptedDescriptor`, non-blocking and close-on-exec), each with `hasMore` while it
+    /// stays armed. An error (EMFILE, ECANCELED, …) ends it: that completion has no `hasMore`.
+    public func acceptMultishot(on fd: CInt, context: UInt64) throws(PortError) {
+        try checkOpen()
+        try driver.submit(.accept, fd: fd, buffer: nil, length: 0, context: context)
+    }
+
+    /// Starts an overlapped receive into `buffer`.
+    ///
+    /// The completion's `bytes` says how many bytes arrived; 0 means the peer closed its side.
+    /// - Important: `buffer` must stay valid and untouched until the completion is dequeued.
+    public func receive(on fd: CInt, into buffer: UnsafeMutableRawBufferPointer, context: UInt64) throws(PortError) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else {
+            throw PortError.invalidArgument("empty receive buffer")
+        }
+        try checkOpen()
+        try driver.submit(.receive, fd: fd, buffer: base, length: buffer.count, context: context)
+    }
+
+    /// Starts an overlapped send of `buffer`.
+    ///
+    /// The completion's `bytes` says how many bytes were sent, possibly fewer than asked:
+    /// resubmit the rest, as with a partial `WSASend`.
+    /// - Important: `buffer` must stay valid and untouched until the completion is dequeued.
+    public func send(on fd: CInt, from buffer: UnsafeRawBufferPointer, context: UInt64) throws(PortError) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else {
+            throw PortError.invalidArgument("empty send buffer")
+        }
+        try checkOpen()
+        try driver.submit(.send, fd: fd, buffer: UnsafeMutableRawPointer(mutating: base),
+                          length: buffer.count, context: context)
+    }
+
+    /// Closes an associated socket: every operation in flight on it completes with ECANCELED,
+    /// then the descriptor is closed (as `closesocket` aborts pending overlapped I/O).
+    /// No other thread may start an operation on `fd` concurrently.
+    public func close(handle fd: CInt) throws(PortError) {
+        try driver.closeHandle(fd)
+    }
+
+    // MARK: packets
+
+    /// Dequeues one packet, waiting up to `timeout` (nil: forever).
+    /// The corresponding Windows call is `GetQueuedCompletionStatus`.
+    public func dequeue(timeout: Duration? = nil) -> DequeueResult {
+        var packet = Completion.empty
+        let result = withUnsafeMutablePointer(to: &packet) { pointer in
+            scheduler.dequeue(into: UnsafeMutableBufferPointer(start: pointer, count: 1),
+                              timeoutNs: Self.nanoseconds(timeout))
+        }
+        switch result {
+        case .completions: return .completion(packet)
+        case .timeout: return .timeout
+        case .portClosed: return .portClosed
+        }
+    }
+
+    /// Dequeues up to `buffer.count` packets in one call, waiting up to `timeout` (nil: forever)
+    /// for the first. The corresponding Windows call is `GetQueuedCompletionStatusEx`.
+    public func dequeue(into buffer: UnsafeMutableBufferPointer<Completion>, timeout: Duration? = nil) -> BatchDequeueResult {
+        guard buffer.count > 0 else { return .timeout }
+        return scheduler.dequeue(into: buffer, timeoutNs: Self.nanoseconds(timeout))
+    }
+
+    /// Queues a packet that a thread will dequeue as `.posted`, in FIFO order with I/O
+    /// completions. The corresponding Windows call is `PostQueuedCompletionStatus`.
+    /// - Throws: `PortError.portClosed` after `close()`.
+    public func post(bytes: Int32 = 0, key: UInt64, context: UInt64 = 0) throws(PortError) {
+        try scheduler.post(Completion(operation: .posted, result: bytes, key: key, context: context))
+    }
+
+    // MARK: concurrency
+
+    /// How many threads may run at once. Setting it takes effect at once: raising it releases
+    /// parked threads for queued packets; lowering it lets running threads finish their packet.
+    public var concurrency: Int { scheduler.concurrency }
+
+    /// Changes the concurrency limit while running; 0 means one per online CPU.
+    public func setConcurrency(_ limit: Int) throws(PortError) {
+        guard limit >= 0 else { throw PortError.invalidArgument("concurrency must be >= 0") }
+        scheduler.setConcurrency(limit == 0 ? Self.onlineCPUs : limit)
+    }
+
+    /// Runs `body` with the calling thread not counted as running, so another waiter may be
+    /// released meanwhile (Windows does this when a worker blocks in the kernel). On return the
+    /// thread counts again, and the running count may briefly exceed the limit.
+    public func blocking<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let wasRunning = scheduler.enterBlocking()
+        if wasRunning { driver.flush() }
+        defer { if wasRunning { scheduler.leaveBlocking() } }
+        return try body()
+    }
+
+    // MARK: observation (lock-free gauges)
+
+    /// Packets queued and not yet dequeued.
+    public var queueDepth: Int { scheduler.queueDepthGauge.load(ordering: .relaxed) }
+    /// Threads counted as running.
+    public var runningThreads: Int { scheduler.runningGauge.load(ordering: .relaxed) }
+    /// Threads parked in dequeue (not counting the leader waiting in the kernel).
+    public var parkedThreads: Int { scheduler.parkedGauge.load(ordering: .relaxed) }
+    /// Operations started and not yet completed.
+    public var pendingOperations: Int { operations.inflight }
+
+    // MARK: close
+
+    /// Closes the port. Operations still in flight are cancelled and complete with ECANCELED;
+    /// queued packets are still delivered; then every dequeue returns `.portClosed`. Posts and
+    /// new operations fail with `PortError.portClosed`. Idempotent.
+    public func close() {
+        guard scheduler.close() else { return }
+        driver.cancelAll()
+        driver.wakeLeader()
+    }
+
+    private func checkOpen() throws(PortError) {
+        if scheduler.isClosed { throw PortError.portClosed }
+    }
+
+    static func nanoseconds(_ duration: Duration?) -> Int64 {
+        guard let duration else { return -1 }
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 { return 0 }
+        if seconds > Int64.max / 1_000_000_000 - 1 { return -1 }
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,128 @@
+import Synchronization
+
+/// Per-I/O slots: what an in-flight operation is, so its completion can be rebuilt.
+///
+/// A slot's identity travels through the kernel as 64-bit user data:
+///
+///     bits 63…32  generation (bumped when the slot is freed)
+///     bits 31…0   slot index
+///
+/// so a completion for a slot that has since been freed and reused can be recognised and
+/// dropped instead of being delivered to the slot's new owner. A slot returns to the free list
+/// only after its final completion (for a multishot accept: the CQE without `IORING_CQE_F_MORE`).
+///
+/// The free list is a Treiber stack whose head packs a 32-bit ABA tag with the index (+1, so 0
+/// means empty). Invariant: a slot is on the free list xor owned by exactly one operation.
+/// `CompletionPortTests.eachPacketExactlyOnce` fails if a slot is handed out twice.
+final class OperationTable: @unchecked Sendable {
+    /// An in-flight operation. Written by the submitter before submission; read by whoever
+    /// completes it. Submission (a lock or the io_uring SQ tail release) orders the two.
+    struct Slot {
+        var operation: Operation = .posted
+        var fd: CInt = -1
+        var key: UInt64 = 0
+        var context: UInt64 = 0
+        var buffer: UnsafeMutableRawPointer?
+        var length: Int = 0
+        var generation: UInt32 = 1
+    }
+
+    let capacity: Int
+    let slots: UnsafeMutablePointer<Slot>
+    private let next: UnsafeMutablePointer<Atomic<UInt32>>
+    private let head = Atomic<UInt64>(0)
+    private let inflightCount = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot(), count: capacity)
+        next = .allocate(capacity: capacity)
+        for i in 0..<capacity {
+            // Each slot links to the one after it; the head takes slot 0.
+            (next + i).initialize(to: Atomic(i + 1 < capacity ? UInt32(i + 2) : 0))
+        }
+        head.store(1, ordering: .relaxed)
+    }
+
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+        next.deinitialize(count: capacity)
+        next.deallocate()
+    }
+
+    /// Operations started and not yet finally completed.
+    var inflight: Int {
+        // relaxed: a gauge; the close path re-reads it under the scheduler lock after the
+        // decrement, which the lock orders.
+        inflightCount.load(ordering: .relaxed)
+    }
+
+    /// Takes a free slot and fills it. Returns its user data, or nil when every slot is in use.
+    func allocate(_ operation: Operation, fd: CInt, key: UInt64, context: UInt64,
+                  buffer: UnsafeMutableRawPointer?, length: Int) -> UInt64? {
+        // acquiring: pairs with the releasing CAS in `free`, so the previous owner's writes to
+        // the slot (and its `next` link) happen before our reads and writes.
+        var current = head.load(ordering: .acquiring)
+        while true {
+            let index = UInt32(truncatingIfNeeded: current)
+            guard index != 0 else { return nil }
+            // relaxed: if another thread popped this node meanwhile, the tag moved and the CAS
+            // below fails, so a stale link is never installed.
+            let link = next[Int(index - 1)].load(ordering: .relaxed)
+            let tag = (current >> 32) &+ 1
+            let (exchanged, original) = head.weakCompareExchange(
+                expected: current, desired: tag << 32 | UInt64(link),
+                successOrdering: .acquiring, failureOrdering: .acquiring)
+            if exchanged {
+                let i = Int(index - 1)
+                slots[i].operation = operation
+                slots[i].fd = fd
+                slots[i].key = key
+                slots[i].context = context
+                slots[i].buffer = buffer
+                slots[i].length = length
+                // relaxed: a counter; see `inflight`.
+                inflightCount.add(1, ordering: .relaxed)
+                return UInt64(slots[i].generation) << 32 | UInt64(i)
+            }
+            current = original
+        }
+    }
+
+    /// The slot for `userData`, or nil when the generation is stale (already freed).
+    func slotIndex(_ userData: UInt64) -> Int? {
+        let index = Int(UInt32(truncatingIfNeeded: userData))
+        guard index < capacity, slots[index].generation == UInt32(userData >> 32) else { return nil }
+        return index
+    }
+
+    /// Returns a slot to the free list after its final completion.
+    func free(_ index: Int) {
+        slots[index].generation &+= 1
+        if slots[index].generation == 0 { slots[index].generation = 1 }
+        slots[index].buffer = nil
+        var current = head.load(ordering: .relaxed)
+        while true {
+            // relaxed: published by the releasing CAS below.
+            next[index].store(UInt32(truncatingIfNeeded: current), ordering: .relaxed)
+            let tag = (current >> 32) &+ 1
+            // releasing: our writes to the slot happen before the next owner's acquiring pop.
+            let (exchanged, original) = head.weakCompareExchange(
+                expected: current, desired: tag << 32 | UInt64(index + 1),
+                successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
+        // relaxed: a counter; see `inflight`.
+        inflightCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Builds the completion for slot `index` with the kernel's result.
+    func completion(_ index: Int, result: Int32, errno: Int32, hasMore: Bool = false) -> Completion {
+        let slot = slots[index]
+        return Completion(operation: slot.operation, result: errno == 0 ? result : 0, key: slot.key,
+                          context: slot.context, errno: errno, hasMore: hasMore)
+    }
+}

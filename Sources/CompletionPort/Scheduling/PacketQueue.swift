@@ -1,0 +1,50 @@
+/// The port's FIFO of packets waiting for a thread: a ring buffer that doubles when full.
+///
+/// Growth is the only allocation, and it is amortised away once the queue has seen its
+/// working depth. Confined to the scheduler's lock.
+struct PacketQueue: ~Copyable {
+    private var storage: UnsafeMutablePointer<Completion>
+    private var capacity: Int
+    private var head = 0
+    private(set) var count = 0
+
+    init(capacity: Int = 1024) {
+        var rounded = 16
+        while rounded < capacity { rounded <<= 1 }
+        self.capacity = rounded
+        storage = .allocate(capacity: self.capacity)
+    }
+
+    deinit {
+        storage.deinitialize(count: 0)
+        storage.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ packet: Completion) {
+        if count == capacity { grow() }
+        (storage + ((head &+ count) & (capacity - 1))).initialize(to: packet)
+        count &+= 1
+    }
+
+    /// Removes the oldest packet. The queue must not be empty.
+    mutating func removeFirst() -> Completion {
+        let packet = (storage + head).move()
+        head = (head &+ 1) & (capacity - 1)
+        count &-= 1
+        return packet
+    }
+
+    private mutating func grow() {
+        let newCapacity = capacity * 2
+        let newStorage = UnsafeMutablePointer<Completion>.allocate(capacity: newCapacity)
+        for i in 0..<count {
+            (newStorage + i).initialize(to: (storage + ((head + i) & (capacity - 1))).move())
+        }
+        storage.deallocate()
+        storage = newStorage
+        capacity = newCapacity
+        head = 0
+    }
+}

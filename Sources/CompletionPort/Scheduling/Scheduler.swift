@@ -1,0 +1,339 @@
+import CIOURing
+import Synchronization
+
+/// The port's packet FIFO, concurrency gate and waiter stack: the IOCP scheduling rules.
+///
+/// Rules (see DESIGN.md, "IOCP semantics"):
+/// - Packets leave FIFO, each exactly once.
+/// - At most `concurrency` threads *run*: a thread counts from the dequeue that returned it a
+///   packet until it calls dequeue again (or enters `blocking {}`). Surplus threads stay parked
+///   even with packets queued.
+/// - Parked threads are released LIFO. A released thread gets its packet handed over directly
+///   (no barging), already counted as running.
+/// - Leader/follower harvesting: one thread at a time (the leader) waits in the kernel and moves
+///   completions into the FIFO. The first thread to find nothing queued leads; when it leaves
+///   the kernel with packets, it keeps one and hands the rest to parked threads, top first, as
+///   the gate allows. Whenever nobody leads, the gate is open and threads are parked, the top
+///   parked thread is promoted to leader, so completions are never left in the kernel.
+///
+/// The state lives behind one short critical section (the Windows kernel protects a KQUEUE with
+/// a spin lock for the same reason); futex wakes are issued after it is released. Queue depth,
+/// running and parked counts are mirrored into atomics for lock-free observation.
+final class Scheduler: @unchecked Sendable {
+    struct State: ~Copyable {
+        var queue = PacketQueue()
+        var running = 0
+        var concurrency: Int
+        /// Parked threads; the last is the most recently parked and is released first.
+        var waiters: [Waiter] = []
+        /// A thread is harvesting (waiting in the kernel, or about to).
+        var leader = false
+        var closed = false
+
+        var gateOpen: Bool { running < concurrency || closed }
+    }
+
+    enum Step {
+        case got(Int)
+        case lead
+        case park
+        case closed
+        case timedOut
+    }
+
+    let state: PortLock<State>
+    let operations: OperationTable
+    /// Set once, right after init, by the port that owns both.
+    nonisolated(unsafe) var driver: (any BackendDriver)!
+
+    // Mirrors of the locked state for lock-free readers. Written only under the lock, so one
+    // writer at a time; relaxed: each is a standalone gauge with no cross-field meaning.
+    let queueDepthGauge = Atomic<Int>(0)
+    let runningGauge = Atomic<Int>(0)
+    let parkedGauge = Atomic<Int>(0)
+    let leaderGauge = Atomic<Bool>(false)
+    let concurrencyGauge = Atomic<Int>(0)
+
+    init(concurrency: Int, operations: OperationTable) {
+        var initial = State(concurrency: concurrency)
+        initial.waiters.reserveCapacity(256)
+        state = PortLock(initial)
+        self.operations = operations
+        concurrencyGauge.store(concurrency, ordering: .relaxed)
+    }
+
+    // MARK: dequeue
+
+    /// Dequeues up to `out.count` packets. `timeoutNs` < 0 waits forever.
+    func dequeue(into out: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> BatchDequeueResult {
+        // The buffer belongs to the calling thread for the whole call.
+        nonisolated(unsafe) let out = out
+        let me = ThreadRegistry.waiter(for: self)
+        let deadline: Int64 = timeoutNs < 0 ? -1 : CIOURing_now_ns() &+ timeoutNs
+        var step = state.withLock { s -> Step in
+            // Re-entering dequeue: this thread stops counting against the limit.
+            if me.isRunning {
+                s.running -= 1
+                me.isRunning = false
+            }
+            return next(&s, me, out)
+        }
+        while true {
+            wakeChosen(me)
+            switch step {
+            case .got(let n): return .completions(n)
+            case .closed: return .portClosed
+            case .timedOut: return .timeout
+            case .lead: step = lead(me, out, deadline: deadline)
+            case .park: step = parked(me, out, deadline: deadline)
+            }
+        }
+    }
+
+    /// The leader's turn: wait in the kernel, move what arrived into the FIFO, decide again.
+    private func lead(_ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>, deadline: Int64) -> Step {
+        nonisolated(unsafe) let out = out
+        var timeout: Int64 = -1
+        if deadline >= 0 { timeout = max(0, deadline - CIOURing_now_ns()) }
+        let harvested = driver.harvest(into: me.harvest, timeoutNs: timeout)
+        return state.withLock { s -> Step in
+            s.leader = false
+            for i in 0..<harvested { s.queue.append(me.harvest[i]) }
+            let expired = deadline >= 0 && CIOURing_now_ns() >= deadline
+            if expired && !(s.queue.isEmpty == false && s.gateOpen)
+                && !(s.closed && s.queue.isEmpty && operations.inflight == 0) {
+                dispatch(&s, me)
+                return .timedOut
+            }
+            return next(&s, me, out)
+        }
+    }
+
+    /// Waits parked until chosen or until the deadline.
+    private func parked(_ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>, deadline: Int64) -> Step {
+        nonisolated(unsafe) let out = out
+        if !me.park(deadline: deadline) {
+            let stillParked = state.withLock { s -> Bool in
+                guard me.isParked else { return false }  // chosen while timing out
+                if let index = s.waiters.lastIndex(where: { $0 === me }) {
+                    s.waiters.remove(at: index)
+                }
+                me.isParked = false
+                publish(&s)
+                return true
+            }
+            if stillParked { return .timedOut }
+        }
+        switch me.reason {
+        case .packet:
+            out[0] = me.mailbox
+            guard out.count > 1 else { return .got(1) }
+            // Already running: take more of the queue for the batch, without the gate.
+            return state.withLock { s -> Step in
+                var n = 1
+                while n < out.count && !s.queue.isEmpty {
+                    out[n] = s.queue.removeFirst()
+                    n += 1
+                }
+                publish(&s)
+                return .got(n)
+            }
+        case .lead: return .lead
+        case .closed: return .closed
+        case .none: return .timedOut
+        }
+    }
+
+    /// Decides what the calling thread does next. Under the lock.
+    private func next(_ s: inout State, _ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>) -> Step {
+        defer { publish(&s) }
+        if !s.queue.isEmpty && s.gateOpen {
+            var n = 0
+            while n < out.count && !s.queue.isEmpty {
+                out[n] = s.queue.removeFirst()
+                n += 1
+            }
+            s.running += 1
+            me.isRunning = true
+            dispatch(&s, me)
+            return .got(n)
+        }
+        if s.closed && s.queue.isEmpty && operations.inflight == 0 {
+            dispatch(&s, me)
+            return .closed
+        }
+        if !s.leader && s.gateOpen {
+            s.leader = true
+            return .lead
+        }
+        me.isParked = true
+        me.reason = .none
+        // Not yet chosen. Under the lock, so a waker cannot have chosen us already.
+        CIOURing_futex_word_store(me.word, 0)
+        s.waiters.append(me)
+        return .park
+    }
+
+    /// Hands queued packets to parked threads (LIFO) while the gate allows, promotes a leader
+    /// when nobody harvests, and wakes everyone once the port is closed and drained. Chosen
+    /// waiters are collected in `caller.pendingWakes` and woken by `wakeChosen` after unlock.
+    func dispatch(_ s: inout State, _ caller: Waiter) {
+        while !s.queue.isEmpty && s.gateOpen, let top = s.waiters.popLast() {
+            top.isParked = false
+            top.mailbox = s.queue.removeFirst()
+            top.reason = .packet
+            s.running += 1
+            top.isRunning = true
+            choose(top, caller)
+        }
+        let drained = s.closed && s.queue.isEmpty && operations.inflight == 0
+        if s.queue.isEmpty && !s.leader && s.gateOpen && !drained, let top = s.waiters.popLast() {
+            top.isParked = false
+            top.reason = .lead
+            s.leader = true
+            choose(top, caller)
+        }
+        if drained && !s.leader {
+            while let top = s.waiters.popLast() {
+                top.isParked = false
+                top.reason = .closed
+                choose(top, caller)
+            }
+        }
+        publish(&s)
+    }
+
+    private func choose(_ waiter: Waiter, _ caller: Waiter) {
+        waiter.markChosen()
+        caller.pendingWakes.append(waiter)
+    }
+
+    /// Issues the futex wakes collected by `dispatch`. Outside the lock.
+    func wakeChosen(_ caller: Waiter) {
+        guard !caller.pendingWakes.isEmpty else { return }
+        for waiter in caller.pendingWakes { waiter.wake() }
+        caller.pendingWakes.removeAll(keepingCapacity: true)
+    }
+
+    private func publish(_ s: inout State) {
+        // relaxed: standalone gauges (see the property comment).
+        queueDepthGauge.store(s.queue.count, ordering: .relaxed)
+        runningGauge.store(s.running, ordering: .relaxed)
+        parkedGauge.store(s.waiters.count, ordering: .relaxed)
+        leaderGauge.store(s.leader, ordering: .relaxed)
+    }
+
+    // MARK: packets from outside dequeue
+
+    /// Appends packets (posted, or completed outside the leader) and releases threads for them.
+    func deliver(_ packets: UnsafeBufferPointer<Completion>) throws(PortError) {
+        let me = ThreadRegistry.waiter(for: self)
+        let wakeLeader = try state.withLock { s throws(PortError) -> Bool in
+            for packet in packets { s.queue.append(packet) }
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
+    /// Appends one posted packet unless the port is closed.
+    func post(_ packet: Completion) throws(PortError) {
+        let me = ThreadRegistry.waiter(for: self)
+        let wakeLeader = try state.withLock { s throws(PortError) -> Bool in
+            guard !s.closed else { throw PortError.portClosed }
+            s.queue.append(packet)
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
+    // MARK: gate control
+
+    func setConcurrency(_ limit: Int) {
+        let me = ThreadRegistry.waiter(for: self)
+        let wakeLeader = state.withLock { s -> Bool in
+            s.concurrency = limit
+            concurrencyGauge.store(limit, ordering: .relaxed)
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
+    var concurrency: Int { concurrencyGauge.load(ordering: .relaxed) }
+
+    /// The calling thread stops counting as running, if it was. Returns whether it was.
+    func enterBlocking() -> Bool {
+        guard let me = ThreadRegistry.existingWaiter(for: self), me.isRunning else { return false }
+        let wakeLeader = state.withLock { s -> Bool in
+            s.running -= 1
+            me.isRunning = false
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+        return true
+    }
+
+    /// The calling thread counts again; the running count may briefly exceed the limit.
+    func leaveBlocking() {
+        guard let me = ThreadRegistry.existingWaiter(for: self) else { return }
+        state.withLock { s in
+            s.running += 1
+            me.isRunning = true
+            publish(&s)
+        }
+    }
+
+    /// Whether the calling thread currently counts as running on this port.
+    var callerIsRunning: Bool {
+        ThreadRegistry.existingWaiter(for: self)?.isRunning ?? false
+    }
+
+    /// A thread that had a waiter here exited.
+    func threadExited(_ waiter: Waiter) {
+        let wakeLeader = state.withLock { s -> Bool in
+            if waiter.isRunning {
+                s.running -= 1
+                waiter.isRunning = false
+            }
+            dispatch(&s, waiter)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(waiter)
+        if wakeLeader { driver?.wakeLeader() }
+    }
+
+    // MARK: close
+
+    /// Marks the port closed. Returns false if it already was.
+    func close() -> Bool {
+        let me = ThreadRegistry.waiter(for: self)
+        let first = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.closed = true
+            dispatch(&s, me)
+            return true
+        }
+        wakeChosen(me)
+        return first
+    }
+
+    /// Re-evaluates the drained condition after the in-flight count fell (close in progress).
+    func recheck() {
+        let me = ThreadRegistry.waiter(for: self)
+        let wakeLeader = state.withLock { s -> Bool in
+            dispatch(&s, me)
+            return s.leader
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+}
