@@ -24,6 +24,9 @@ final class OperationTable: @unchecked Sendable {
         var context: UInt64 = 0
         var buffer: UnsafeMutableRawPointer?
         var length: Int = 0
+        /// The handle's association generation when the operation started (io_uring: tells a
+        /// cancellation we asked for from one the kernel made because a thread exited).
+        var handleGeneration: UInt32 = 0
         var generation: UInt32 = 1
     }
 
@@ -61,7 +64,7 @@ final class OperationTable: @unchecked Sendable {
 
     /// Takes a free slot and fills it. Returns its user data, or nil when every slot is in use.
     func allocate(_ operation: Operation, fd: CInt, key: UInt64, context: UInt64,
-                  buffer: UnsafeMutableRawPointer?, length: Int) -> UInt64? {
+                  buffer: UnsafeMutableRawPointer?, length: Int, handleGeneration: UInt32 = 0) -> UInt64? {
         // acquiring: pairs with the releasing CAS in `free`, so the previous owner's writes to
         // the slot (and its `next` link) happen before our reads and writes.
         var current = head.load(ordering: .acquiring)
@@ -83,6 +86,7 @@ final class OperationTable: @unchecked Sendable {
                 slots[i].context = context
                 slots[i].buffer = buffer
                 slots[i].length = length
+                slots[i].handleGeneration = handleGeneration
                 // relaxed: a counter; see `inflight`.
                 inflightCount.add(1, ordering: .relaxed)
                 return UInt64(slots[i].generation) << 32 | UInt64(i)

@@ -4,10 +4,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// Per-descriptor state for the io_uring backend: only the completion key.
+/// Per-descriptor state for the io_uring backend: the completion key and an association
+/// generation (bumped by every associate and close).
 struct URingHandle: ~Copyable {
     let key = Atomic<UInt64>(0)
     let associated = Atomic<Bool>(false)
+    let generation = Atomic<UInt32>(0)
 }
 
 /// The port over one io_uring.
@@ -19,6 +21,16 @@ struct URingHandle: ~Copyable {
 /// and a submission made while the leader is blocked in the kernel is flushed at once too.
 ///
 /// Only the leader reads the CQ, so the CQ head needs no lock.
+///
+/// io_uring ties a request to the thread whose `io_uring_enter` submitted it: when that thread
+/// exits, the kernel completes the request with ECANCELED. Here any thread may be the one that
+/// submits (the leader submits everybody's SQEs), so a worker that exits could take other
+/// threads' operations with it. The leader therefore resubmits an operation that completes
+/// with ECANCELED when nobody asked for a cancel: its handle is still associated with the
+/// same generation and the port is open. A cancel we did ask for (`closeHandle`, `cancelAll`)
+/// changes one of the two first, so it is delivered. The buffer is still the caller's until
+/// the completion is delivered, so resubmitting it is safe, and a cancelled request moved no
+/// bytes.
 ///
 /// Internal SQEs (wake NOPs, cancels, closes) carry user data with generation 0, which no
 /// operation slot ever has, and their CQEs are dropped.
@@ -59,25 +71,58 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
 
     func associate(_ fd: CInt, key: UInt64) throws(PortError) {
         guard let handle = handles.entryCreating(fd) else { throw PortError.notAssociated(fd) }
-        // relaxed: the key is published by the releasing store of `associated` below.
+        // relaxed: the key and generation are published by the releasing store of
+        // `associated` below.
         handle.pointee.key.store(key, ordering: .relaxed)
+        handle.pointee.generation.add(1, ordering: .relaxed)
         // releasing: pairs with the acquiring load in `submit`.
         handle.pointee.associated.store(true, ordering: .releasing)
     }
 
-    private func key(of fd: CInt) throws(PortError) -> UInt64 {
-        // acquiring: pairs with the releasing store in `associate`, so the key is current.
+    private func key(of fd: CInt) throws(PortError) -> (key: UInt64, generation: UInt32) {
+        // acquiring: pairs with the releasing store in `associate`, so key and generation are
+        // current.
         guard let handle = handles.entry(fd), handle.pointee.associated.load(ordering: .acquiring) else {
             throw PortError.notAssociated(fd)
         }
-        return handle.pointee.key.load(ordering: .relaxed)
+        return (handle.pointee.key.load(ordering: .relaxed), handle.pointee.generation.load(ordering: .relaxed))
+    }
+
+    /// Whether a cancelled operation was cancelled by a thread exit rather than by us.
+    private func cancelledByThreadExit(_ index: Int) -> Bool {
+        let slot = operations.slots[index]
+        guard let handle = handles.entry(slot.fd),
+              // acquiring: pairs with the releasing exchange in `closeHandle`.
+              handle.pointee.associated.load(ordering: .acquiring),
+              handle.pointee.generation.load(ordering: .relaxed) == slot.handleGeneration else { return false }
+        return !scheduler.isClosed
+    }
+
+    /// Puts a cancelled operation back into the SQ under its existing slot.
+    private func resubmit(_ index: Int, userData: UInt64) -> Bool {
+        let slot = operations.slots[index]
+        let length32 = UInt32(clamping: slot.length)
+        do {
+            try push { sqe, _ in
+                switch slot.operation {
+                case .accept: CIOURing_prep_multishot_accept(sqe, slot.fd, userData)
+                case .receive: CIOURing_prep_recv(sqe, slot.fd, slot.buffer, length32, userData)
+                case .send: CIOURing_prep_send(sqe, slot.fd, slot.buffer, length32, userData)
+                case .posted: CIOURing_prep_nop(sqe, userData)
+                }
+            }
+            return true
+        } catch {
+            return false
+        }
     }
 
     func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
                 context: UInt64) throws(PortError) {
-        let key = try key(of: fd)
+        let (key, generation) = try key(of: fd)
         guard let userData = operations.allocate(operation, fd: fd, key: key, context: context,
-                                                 buffer: buffer, length: length) else {
+                                                 buffer: buffer, length: length,
+                                                 handleGeneration: generation) else {
             throw PortError.tooManyOperations
         }
         let length32 = UInt32(clamping: length)
@@ -103,6 +148,8 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
               handle.pointee.associated.exchange(false, ordering: .acquiringAndReleasing) else {
             throw PortError.notAssociated(fd)
         }
+        // relaxed: ordered before the cancel by the SQ lock and the kernel's submission.
+        handle.pointee.generation.add(1, ordering: .relaxed)
         // Cancel everything on fd, then close it: hard-linked, so the close runs after the
         // cancel whether or not the cancel found anything, and the descriptor number is not
         // reused while an operation still refers to the socket.
@@ -193,8 +240,9 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     // MARK: completion queue
 
     func harvest(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> Int {
-        var n = copyCompletions(into: buffer)
-        if n > 0 {
+        var resubmitted = false
+        var n = copyCompletions(into: buffer, resubmitted: &resubmitted)
+        if n > 0 || resubmitted {
             flush()
             return n
         }
@@ -206,12 +254,14 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
                   flags: UInt32(IORING_ENTER_GETEVENTS), timeoutNs: timeoutNs)
         // relaxed: a late reader only flushes once more than needed.
         leaderInKernel.store(false, ordering: .relaxed)
-        n = copyCompletions(into: buffer)
+        n = copyCompletions(into: buffer, resubmitted: &resubmitted)
+        if resubmitted { flush() }
         return n
     }
 
     /// Moves CQEs into `buffer`, dropping internal ones, and frees finished slots.
-    private func copyCompletions(into buffer: UnsafeMutableBufferPointer<Completion>) -> Int {
+    private func copyCompletions(into buffer: UnsafeMutableBufferPointer<Completion>,
+                                 resubmitted: inout Bool) -> Int {
         let r = ring.pointee
         // relaxed: the CQ head is written only by the leader, one at a time.
         var head = CIOURing_load_relaxed(r.cq_head)
@@ -231,6 +281,11 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
             }
             guard let index = operations.slotIndex(cqe.user_data) else { continue }
             let more = cqe.flags & UInt32(IORING_CQE_F_MORE) != 0
+            if cqe.res == -ECANCELED && !more && cancelledByThreadExit(index)
+                && resubmit(index, userData: cqe.user_data) {
+                resubmitted = true
+                continue
+            }
             buffer[n] = cqe.res < 0
                 ? operations.completion(index, result: 0, errno: -cqe.res, hasMore: more)
                 : operations.completion(index, result: cqe.res, errno: 0, hasMore: more)

@@ -1,0 +1,197 @@
+@testable import CompletionPort
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Overlapped operations on real loopback sockets, on each available backend.
+@Suite struct SocketTests {
+    @Test(arguments: availableBackends)
+    func multishotAcceptDeliversEveryConnection(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let listener = try makeListener()
+        try port.associate(listener.fd, key: 99)
+        try port.acceptMultishot(on: listener.fd, context: 5)
+        let clients = try (0..<5).map { _ in try connectClient(port: listener.port) }
+        var accepted: [CInt] = []
+        for _ in 0..<5 {
+            let completion = try expectCompletion(port)
+            #expect(completion.operation == .accept)
+            #expect(completion.succeeded)
+            #expect(completion.hasMore)
+            #expect(completion.key == 99)
+            #expect(completion.context == 5)
+            accepted.append(completion.acceptedDescriptor)
+        }
+        #expect(Set(accepted).count == 5)
+        // Closing the listener ends the multishot accept with a final, cancelled completion.
+        try port.close(handle: listener.fd)
+        let last = try expectCompletion(port)
+        #expect(last.operation == .accept)
+        #expect(last.errno == ECANCELED)
+        #expect(!last.hasMore)
+        #expect(eventually { port.pendingOperations == 0 })
+        (clients + accepted).forEach { _ = close($0) }
+    }
+
+    @Test(arguments: availableBackends)
+    func receiveThenSendEchoes(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        try port.associate(server, key: 42)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        try port.receive(on: server, into: buffer, context: 1)
+        writeAll(client, Array("hello".utf8))
+        let received = try expectCompletion(port)
+        #expect(received.operation == .receive)
+        #expect(received.key == 42)
+        #expect(received.context == 1)
+        #expect(received.bytes == 5)
+        try port.send(on: server, from: UnsafeRawBufferPointer(rebasing: buffer[0..<5]), context: 2)
+        let sent = try expectCompletion(port)
+        #expect(sent.operation == .send)
+        #expect(sent.bytes == 5)
+        #expect(sent.context == 2)
+        #expect(readExactly(client, 5) == Array("hello".utf8))
+        // The peer closes: a receive completes with 0 bytes.
+        try port.receive(on: server, into: buffer, context: 3)
+        shutdown(client, Int32(SHUT_WR))
+        let eof = try expectCompletion(port)
+        #expect(eof.succeeded)
+        #expect(eof.bytes == 0)
+        try port.close(handle: server)
+    }
+
+    @Test(arguments: availableBackends)
+    func largePayloadAgainstSmallSendBufferShowsPartialSends(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        var small: CInt = 4096
+        setsockopt(server, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<CInt>.size))
+        try port.associate(server, key: 1)
+        let size = 4 << 20
+        let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+        defer { payload.deallocate() }
+        for i in 0..<size { payload[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        let expected = Array(payload)
+        let received = Mutex<[UInt8]>([])
+        let reader = TestThread {
+            let bytes = readExactly(client, size)
+            received.withLock { $0 = bytes }
+        }
+        var offset = 0
+        var partial = 0
+        var sends = 0
+        while offset < size {
+            let remaining = UnsafeRawBufferPointer(rebasing: payload[offset...])
+            try port.send(on: server, from: remaining, context: UInt64(offset))
+            let completion = try expectCompletion(port)
+            #expect(completion.succeeded)
+            #expect(completion.context == UInt64(offset))
+            if completion.bytes < remaining.count { partial += 1 }
+            offset += completion.bytes
+            sends += 1
+        }
+        reader.join()
+        #expect(offset == size)
+        #expect(partial > 0, "expected at least one partial send in \(sends) sends")
+        #expect(received.withLock { $0 } == expected)
+        try port.close(handle: server)
+    }
+
+    @Test(arguments: availableBackends)
+    func peerResetCompletesAsAnError(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        try port.associate(server, key: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        try port.receive(on: server, into: buffer, context: 9)
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(client)
+        let completion = try expectCompletion(port)
+        #expect(completion.operation == .receive)
+        #expect(completion.context == 9)
+        #expect(completion.errno == ECONNRESET)
+        #expect(completion.error == SystemCallError(.receive, errno: ECONNRESET))
+        // The port keeps serving after a failed completion.
+        try port.post(key: 2)
+        #expect(try expectCompletion(port).key == 2)
+        try port.close(handle: server)
+    }
+
+    @Test(arguments: availableBackends)
+    func receiveOnAClosedDescriptorCompletesAsAnError(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        try port.associate(server, key: 1)
+        close(server)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        try port.receive(on: server, into: buffer, context: 4)
+        let completion = try expectCompletion(port)
+        #expect(completion.context == 4)
+        #expect(completion.errno == EBADF)
+        #expect(port.pendingOperations == 0)
+    }
+
+    @Test(arguments: availableBackends)
+    func closingAHandleCancelsItsPendingOperations(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        try port.associate(server, key: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        try port.receive(on: server, into: buffer, context: 8)
+        #expect(port.pendingOperations == 1)
+        try port.close(handle: server)
+        let completion = try expectCompletion(port)
+        #expect(completion.context == 8)
+        #expect(completion.errno == ECANCELED)
+        #expect(port.pendingOperations == 0)
+        // Exactly once: nothing else arrives.
+        #expect(port.dequeue(timeout: .milliseconds(50)) == .timeout)
+        #expect(throws: PortError.notAssociated(server)) { try port.close(handle: server) }
+    }
+
+    @Test(arguments: availableBackends)
+    func operationsOfAnExitedThreadStillComplete(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        try port.associate(server, key: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        nonisolated(unsafe) let target = buffer
+        let submitter = TestThread { try? port.receive(on: server, into: target, context: 6) }
+        submitter.join()
+        writeAll(client, [1, 2, 3])
+        let completion = try expectCompletion(port)
+        #expect(completion.context == 6)
+        #expect(completion.bytes == 3)
+        try port.close(handle: server)
+    }
+
+    @Test(arguments: availableBackends)
+    func closingThePortCancelsInFlightOperations(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client); close(server) }
+        try port.associate(server, key: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        try port.receive(on: server, into: buffer, context: 3)
+        port.close()
+        let completion = try expectCompletion(port)
+        #expect(completion.errno == ECANCELED)
+        #expect(port.dequeue(timeout: .seconds(5)) == .portClosed)
+        #expect(throws: PortError.portClosed) { try port.receive(on: server, into: buffer, context: 4) }
+    }
+}
