@@ -11,7 +11,7 @@ let package = Package(
     targets: [
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
-        .executableTarget(name: "PortBenchmark", dependencies: ["CompletionPort"]),
+        .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort"]),
     ]
 )
