@@ -5,13 +5,24 @@ let package = Package(
     name: "iocptop",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "CompletionPort", targets: ["CompletionPort"]),
+        .executable(name: "iocptop", targets: ["iocptop"]),
         .executable(name: "iocptop-port-bench", targets: ["PortBenchmark"]),
+        .library(name: "CompletionPort", targets: ["CompletionPort"]),
+        .library(name: "EchoEngine", targets: ["EchoEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
+        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort"]),
+        .executableTarget(name: "iocptop", dependencies: [
+            "EchoEngine", "CompletionPort",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort"]),
+        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort"]),
     ]
 )

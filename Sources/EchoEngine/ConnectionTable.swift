@@ -1,0 +1,59 @@
+import Synchronization
+
+/// Connection objects by slot, created on first use and reused forever after (pooled): a
+/// closed connection returns its slot, with its buffer, to the free list.
+///
+/// Lookups by slot (every completion) are lock-free: the slot array never moves and an entry
+/// is written once, before the connection's socket is associated with the port (which orders
+/// it before any completion for it). Taking and returning slots (once per connection) goes
+/// through a mutex.
+final class ConnectionTable: @unchecked Sendable {
+    let capacity: Int
+    private let bufferSize: Int
+    private let entries: UnsafeMutablePointer<Connection?>
+    private let freeSlots = Mutex<(free: [Int], created: Int)>(([], 0))
+
+    init(capacity: Int, bufferSize: Int) {
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        entries = .allocate(capacity: capacity)
+        entries.initialize(repeating: nil, count: capacity)
+    }
+
+    deinit {
+        entries.deinitialize(count: capacity)
+        entries.deallocate()
+    }
+
+    /// The connection in `slot`. The slot must have been handed out by `take`.
+    @inline(__always)
+    subscript(slot: Int) -> Connection { entries[slot].unsafelyUnwrapped }
+
+    /// A free connection, or nil when `capacity` connections are open.
+    func take() -> Connection? {
+        freeSlots.withLock { pool -> Connection? in
+            if let slot = pool.free.popLast() { return entries[slot] }
+            guard pool.created < capacity else { return nil }
+            let connection = Connection(slot: pool.created, bufferSize: bufferSize)
+            entries[pool.created] = connection
+            pool.created += 1
+            return connection
+        }
+    }
+
+    /// Returns a closed connection's slot.
+    func give(_ connection: Connection) {
+        freeSlots.withLock { $0.free.append(connection.slot) }
+    }
+
+    /// How many connection objects exist (open or pooled).
+    var created: Int { freeSlots.withLock { $0.created } }
+
+    /// Calls `body` for every connection object created so far.
+    func forEachCreated(_ body: (Connection) -> Void) {
+        let count = created
+        for slot in 0..<count {
+            if let connection = entries[slot] { body(connection) }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import CIOURing
+import CompletionPort
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension EchoEngine {
+    /// Serves one completion on a worker. Returns true for a shutdown packet.
+    func handle(_ completion: Completion, worker: Worker) -> Bool {
+        let counters = worker.counters
+        switch completion.key {
+        case Self.listenerKey:
+            WorkerCounters.bump(counters.acceptsCounter)
+            accepted(completion)
+        case Self.controlKey:
+            WorkerCounters.bump(counters.postedCounter)
+            simulateWork()
+            return completion.context == Self.shutdownContext
+        default:
+            let connection = connections[Int(completion.key)]
+            let bit: UInt32
+            if completion.operation == .receive {
+                WorkerCounters.bump(counters.receivesCounter)
+                connection.receiveResult = completion.result
+                connection.receiveErrno = completion.errno
+                bit = Connection.receiveArrived
+            } else {
+                WorkerCounters.bump(counters.sendsCounter)
+                connection.sendResult = completion.result
+                connection.sendErrno = completion.errno
+                bit = Connection.sendArrived
+            }
+            let owned = connection.arrive(bit)
+            if owned != 0 { pump(connection, owned, counters: counters) }
+        }
+        simulateWork()
+        return false
+    }
+
+    /// Simulated work per completion: a CPU spin, then a sleep inside the blocking scope.
+    private func simulateWork() {
+        if configuration.workMicroseconds > 0 {
+            let until = CIOURing_now_ns() + Int64(configuration.workMicroseconds) * 1000
+            while CIOURing_now_ns() < until {}
+        }
+        if configuration.blockMicroseconds > 0 {
+            port.blocking { _ = usleep(useconds_t(configuration.blockMicroseconds)) }
+        }
+    }
+
+    // MARK: accept
+
+    private func accepted(_ completion: Completion) {
+        if completion.succeeded {
+            admit(completion.acceptedDescriptor)
+            if completion.hasMore { return }
+        }
+        // The multishot accept ended: re-arm it unless the engine is draining.
+        guard !draining.load(ordering: .relaxed) else { return }
+        if !completion.succeeded {
+            acceptErrorCount.add(1, ordering: .relaxed)
+            // Out of descriptors or memory: back off instead of spinning on the error, inside
+            // the blocking scope so another worker serves meanwhile.
+            let pause: useconds_t = switch completion.errno {
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: 20_000
+            default: 1_000
+            }
+            port.blocking { _ = usleep(pause) }
+        }
+        guard !draining.load(ordering: .relaxed) else { return }
+        try? port.acceptMultishot(on: listener.fd, context: 0)
+    }
+
+    /// Takes an accepted socket into service, or closes it at once when full.
+    private func admit(_ fd: CInt) {
+        acceptedCount.add(1, ordering: .relaxed)
+        guard !draining.load(ordering: .relaxed),
+              openCount.load(ordering: .relaxed) < configuration.maxConnections,
+              let connection = connections.take() else {
+            refusedCount.add(1, ordering: .relaxed)
+            close(fd)
+            return
+        }
+        var one: CInt = 1
+        setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+        // Become the strand's owner before the socket can produce a completion.
+        guard connection.acquireFresh() else {
+            refusedCount.add(1, ordering: .relaxed)
+            close(fd)
+            return
+        }
+        connection.reset(fd: fd)
+        connection.isOpen.store(true, ordering: .releasing)
+        let open = openCount.add(1, ordering: .relaxed).newValue
+        peakCount.max(open, ordering: .relaxed)
+        do {
+            try port.associate(fd, key: UInt64(connection.slot))
+        } catch {
+            close(fd)
+            connection.fd = -1
+            finish(connection)
+            return
+        }
+        pump(connection, 0, counters: nil)
+    }
+
+    // MARK: the echo
+
+    /// Runs a connection's strand as its owner: applies the results that arrived, starts the
+    /// receive and send that are now possible, and hands the strand back.
+    func pump(_ connection: Connection, _ arrived: UInt32, counters: WorkerCounters?) {
+        var bits = arrived
+        while true {
+            if connection.fd >= 0 {
+                apply(bits, to: connection, counters: counters)
+                advance(connection)
+                if connection.closeIssued && connection.inflight == 0 {
+                    finish(connection)
+                    return
+                }
+            }
+            if connection.release() { return }
+            bits = connection.take()
+        }
+    }
+
+    private func apply(_ bits: UInt32, to c: Connection, counters: WorkerCounters?) {
+        if bits & Connection.receiveArrived != 0 {
+            c.inflight -= 1
+            c.receiving = false
+            if c.receiveErrno != 0 {
+                fail(c, errno: c.receiveErrno)
+            } else if c.receiveResult == 0 {
+                c.peerClosed = true
+            } else {
+                c.received += Int(c.receiveResult)
+                if let counters { WorkerCounters.bump(counters.bytesInCounter, by: UInt64(c.receiveResult)) }
+            }
+        }
+        if bits & Connection.sendArrived != 0 {
+            c.inflight -= 1
+            c.sending = false
+            if c.sendErrno != 0 {
+                fail(c, errno: c.sendErrno)
+            } else {
+                c.sent += Int(c.sendResult)
+                if let counters { WorkerCounters.bump(counters.bytesOutCounter, by: UInt64(c.sendResult)) }
+            }
+        }
+        if bits & Connection.closeArrived != 0 {
+            c.closing = true
+        }
+    }
+
+    private func fail(_ c: Connection, errno: Int32) {
+        // A cancellation we caused by closing is not an error of the connection.
+        if !(errno == ECANCELED && c.closeIssued) && !c.failed && !c.closing {
+            closedByErrorCount.add(1, ordering: .relaxed)
+        }
+        c.failed = true
+    }
+
+    /// Starts whatever the connection can do now.
+    private func advance(_ c: Connection) {
+        if !c.failed && !c.closing {
+            let capacity = c.buffer.count
+            if !c.sending && c.buffered > 0 {
+                let start = c.sent % capacity
+                let length = min(c.buffered, capacity - start)
+                do {
+                    try port.send(on: c.fd, from: UnsafeRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 1)
+                    c.sending = true
+                    c.inflight += 1
+                } catch {
+                    c.failed = true
+                }
+            }
+            if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 {
+                let start = c.received % capacity
+                let length = min(c.free, capacity - start)
+                do {
+                    try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
+                    c.receiving = true
+                    c.inflight += 1
+                } catch {
+                    c.failed = true
+                }
+            }
+            // Half-close: the peer is done sending and everything has been echoed.
+            if c.peerClosed && c.buffered == 0 && !c.sending { c.closing = true }
+        }
+        if (c.failed || c.closing) && !c.closeIssued {
+            c.closeIssued = true
+            // Cancels the receive/send in flight (they complete with ECANCELED) and closes.
+            do {
+                try port.close(handle: c.fd)
+            } catch {
+                // Not associated (association failed): close the descriptor directly.
+                close(c.fd)
+            }
+        }
+    }
+
+    /// Returns a connection whose socket is closed and whose operations are all complete.
+    private func finish(_ connection: Connection) {
+        connection.fd = -1
+        connection.isOpen.store(false, ordering: .releasing)
+        openCount.subtract(1, ordering: .relaxed)
+        // Hand back the strand; a late close request (drain) is absorbed: fd < 0.
+        while !connection.release() { _ = connection.take() }
+        connections.give(connection)
+    }
+}

@@ -1,0 +1,248 @@
+import CIOURing
+import CompletionPort
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP echo server on a completion port: the seed's server, done right.
+///
+/// Workers dequeue completions and run each connection's echo: a receive fills the
+/// connection's ring buffer, a send drains it (resubmitted until every received byte is sent),
+/// and a 0-byte receive ends the connection once everything is echoed. A failed completion
+/// (reset, broken pipe, …) closes that one connection; the worker keeps serving. Connection
+/// objects and their buffers are pooled; nothing is allocated per completion.
+///
+/// The pool of workers can change while serving: `addWorker`, `retireWorker` (a shutdown
+/// packet: whichever worker dequeues it finishes its batch and exits, as on Windows),
+/// `setConcurrency`, and `drain` (the seed's shutdown protocol, bounded in time).
+public final class EchoEngine: @unchecked Sendable {
+    /// The configuration the engine was started with.
+    public let configuration: EngineConfiguration
+    /// The completion port the workers serve.
+    public let port: CompletionPort
+    /// "address:port" actually listened on.
+    public let address: String
+    /// The TCP port actually listened on (useful with `configuration.port` = 0).
+    public let listenPort: UInt16
+
+    let listener: Listener
+    let connections: ConnectionTable
+    private let workers = Mutex<[Worker]>([])
+    private let nextWorkerID = Atomic<Int>(0)
+    let draining = Atomic<Bool>(false)
+    private let drained = Atomic<Bool>(false)
+
+    // Engine-wide counters: one update per connection event, never per completion.
+    // relaxed: independent monotonic counters and gauges, read for display only.
+    let openCount = Atomic<Int>(0)
+    let peakCount = Atomic<Int>(0)
+    let acceptedCount = Atomic<UInt64>(0)
+    let refusedCount = Atomic<UInt64>(0)
+    let closedByErrorCount = Atomic<UInt64>(0)
+    let acceptErrorCount = Atomic<UInt64>(0)
+
+    /// Completion keys that are not connection slots.
+    static let listenerKey = UInt64.max
+    static let controlKey = UInt64.max - 1
+    /// Context of the shutdown packet posted on `controlKey`.
+    static let shutdownContext: UInt64 = 1
+
+    /// Starts listening and serving.
+    /// - Throws: `EngineError.addressInUse` when the address is taken; other `EngineError`s
+    ///   for bad settings or a port that cannot be created.
+    public init(configuration: EngineConfiguration) throws(EngineError) {
+        guard configuration.ioBufferSize >= 64, configuration.ioBufferSize <= 1 << 24 else {
+            throw EngineError.invalidConfiguration("the I/O buffer size must be between 64 bytes and 16 MiB")
+        }
+        guard configuration.maxConnections > 0, configuration.maxConnections <= 1 << 22 else {
+            throw EngineError.invalidConfiguration("max connections must be between 1 and 4194304")
+        }
+        guard configuration.workers >= 0, configuration.workers <= 4096 else {
+            throw EngineError.invalidConfiguration("workers must be between 0 and 4096")
+        }
+        guard configuration.concurrency >= 0, configuration.workMicroseconds >= 0,
+              configuration.blockMicroseconds >= 0 else {
+            throw EngineError.invalidConfiguration("concurrency and simulated work must not be negative")
+        }
+        self.configuration = configuration
+        Listener.raiseDescriptorLimit()
+        listener = try Listener(bindAddress: configuration.bindAddress, port: configuration.port)
+        address = listener.address
+        listenPort = listener.port
+        connections = ConnectionTable(capacity: configuration.maxConnections,
+                                      bufferSize: configuration.ioBufferSize)
+        do {
+            // Two operations per connection, plus the accept and room for cancellations.
+            port = try CompletionPort(concurrency: configuration.concurrency, backend: configuration.backend,
+                                      maxOperations: 2 * configuration.maxConnections + 64)
+            try port.associate(listener.fd, key: Self.listenerKey)
+        } catch {
+            close(listener.fd)
+            throw EngineError.port(error)
+        }
+        for _ in 0..<configuration.resolvedWorkers { startWorker() }
+        do {
+            try port.acceptMultishot(on: listener.fd, context: 0)
+        } catch {
+            _ = drain(timeout: .seconds(1))
+            throw EngineError.port(error)
+        }
+    }
+
+    deinit {
+        if !drained.load(ordering: .acquiring) { _ = drain(timeout: .seconds(5)) }
+    }
+
+    // MARK: worker pool
+
+    /// Starts one more worker thread on the port. Returns its id.
+    @discardableResult
+    public func addWorker() throws(EngineError) -> Int {
+        guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
+        return startWorker()
+    }
+
+    @discardableResult
+    private func startWorker() -> Int {
+        let id = nextWorkerID.add(1, ordering: .relaxed).oldValue
+        let worker = Worker(id: id, engine: self)
+        workers.withLock { $0.append(worker) }
+        worker.start()
+        return id
+    }
+
+    /// Posts one shutdown packet: whichever worker dequeues it finishes the packets it holds and
+    /// exits. Returns false when no worker is left to retire.
+    @discardableResult
+    public func retireWorker() throws(EngineError) -> Bool {
+        guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
+        let live = workers.withLock { list in list.filter { !$0.hasExited && !$0.retiring }.count }
+        guard live > 0 else { return false }
+        do {
+            try port.post(key: Self.controlKey, context: Self.shutdownContext)
+        } catch {
+            throw EngineError.port(error)
+        }
+        return true
+    }
+
+    /// Changes the port's concurrency limit while serving (0: one per online CPU).
+    public func setConcurrency(_ limit: Int) throws(EngineError) {
+        do { try port.setConcurrency(limit) } catch { throw EngineError.port(error) }
+    }
+
+    /// Workers currently alive (started and not exited).
+    public var liveWorkers: Int { workers.withLock { $0.filter { !$0.hasExited }.count } }
+
+    /// Every worker's counters, including exited workers.
+    public var workerCounters: [WorkerCounters] { workers.withLock { $0.map(\.counters) } }
+
+    /// Ids of workers that are alive.
+    public var liveWorkerIDs: [Int] { workers.withLock { $0.filter { !$0.hasExited }.map(\.id) } }
+
+    /// A worker dequeued a shutdown packet.
+    func workerWillRetire(_ worker: Worker) { worker.retiring = true }
+
+    // MARK: totals
+
+    /// Engine-wide totals right now.
+    public var totals: EngineTotals {
+        var totals = EngineTotals()
+        for counters in workerCounters {
+            totals.completions &+= counters.completions
+            totals.bytesIn &+= counters.bytesIn
+            totals.bytesOut &+= counters.bytesOut
+        }
+        totals.openConnections = openCount.load(ordering: .relaxed)
+        totals.peakConnections = peakCount.load(ordering: .relaxed)
+        totals.accepted = acceptedCount.load(ordering: .relaxed)
+        totals.refused = refusedCount.load(ordering: .relaxed)
+        totals.closedByError = closedByErrorCount.load(ordering: .relaxed)
+        totals.acceptErrors = acceptErrorCount.load(ordering: .relaxed)
+        totals.liveWorkers = liveWorkers
+        totals.pendingOperations = port.pendingOperations
+        return totals
+    }
+
+    // MARK: drain
+
+    /// The seed's shutdown protocol: stop accepting, close every connection, wait until no
+    /// operation is pending, post one shutdown packet per worker, join them, close the port.
+    ///
+    /// Bounded: whatever is left when `timeout` passes is abandoned to `port.close()`, which
+    /// cancels it. Idempotent: a second call returns an empty report.
+    public func drain(timeout: Duration = .seconds(5)) -> DrainReport {
+        let started = ContinuousClock.now
+        let deadline = started + timeout
+        var report = DrainReport()
+        guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return report }
+        // 1. Stop accepting: the multishot accept completes with ECANCELED.
+        try? port.close(handle: listener.fd)
+        // 2. Close every connection, through its strand.
+        connections.forEachCreated { connection in
+            guard connection.isOpen.load(ordering: .acquiring) else { return }
+            report.connectionsClosed += 1
+            let bits = connection.arrive(Connection.closeArrived)
+            if bits != 0 { pump(connection, bits, counters: nil) }
+        }
+        // 3. Wait until nothing is in flight (the workers deliver the cancellations).
+        report.pendingAtStart = port.pendingOperations
+        while port.pendingOperations > 0 || openCount.load(ordering: .relaxed) > 0,
+              ContinuousClock.now < deadline {
+            usleep(1000)
+        }
+        report.pendingAbandoned = port.pendingOperations
+        // 4. One shutdown packet per worker, then join them.
+        let list = workers.withLock { $0 }
+        let live = list.filter { !$0.hasExited }
+        for _ in live { try? port.post(key: Self.controlKey, context: Self.shutdownContext) }
+        while list.contains(where: { !$0.hasExited }), ContinuousClock.now < deadline {
+            usleep(1000)
+        }
+        report.workersStopped = live.count
+        // 5. Close the port: anything still waiting is woken with portClosed.
+        port.close()
+        for worker in list { worker.join() }
+        report.timedOut = ContinuousClock.now >= deadline
+        report.duration = ContinuousClock.now - started
+        drained.store(true, ordering: .releasing)
+        return report
+    }
+
+    /// Whether `drain` has started.
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+}
+
+/// Engine-wide counters at one moment.
+public struct EngineTotals: Sendable, Hashable {
+    public var completions: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var openConnections = 0
+    public var peakConnections = 0
+    public var accepted: UInt64 = 0
+    public var refused: UInt64 = 0
+    public var closedByError: UInt64 = 0
+    public var acceptErrors: UInt64 = 0
+    public var liveWorkers = 0
+    public var pendingOperations = 0
+}
+
+/// What `drain` did.
+public struct DrainReport: Sendable, Hashable, CustomStringConvertible {
+    public var connectionsClosed = 0
+    public var pendingAtStart = 0
+    public var pendingAbandoned = 0
+    public var workersStopped = 0
+    public var timedOut = false
+    public var duration: Duration = .zero
+
+    public var description: String {
+        let ms = Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        var text = "drained in \(ms) ms: \(connectionsClosed) connections closed, \(workersStopped) workers stopped"
+        if pendingAbandoned > 0 { text += ", \(pendingAbandoned) operations abandoned" }
+        if timedOut { text += " (timed out)" }
+        return text
+    }
+}

@@ -1,0 +1,28 @@
+import CompletionPort
+
+/// How an echo engine is set up. Defaults follow the seed's server.
+public struct EngineConfiguration: Sendable, Hashable {
+    /// TCP port to listen on (0: an ephemeral port, reported by `EchoEngine.address`).
+    public var port: UInt16 = 5150
+    /// IPv4 address to bind. Loopback by default: an open echo port can reflect traffic.
+    public var bindAddress = "127.0.0.1"
+    /// Worker threads; 0 means 2 × online CPUs.
+    public var workers = 0
+    /// The port's concurrency limit; 0 means one per online CPU.
+    public var concurrency = 0
+    public var backend: BackendChoice = .auto
+    /// Bytes of echo buffer per connection (receives and sends share it as a ring).
+    public var ioBufferSize = 8192
+    /// Connections beyond this are accepted and closed at once, and counted as refused.
+    public var maxConnections = 10_000
+    /// Simulated CPU work per completion, in microseconds (a spin).
+    public var workMicroseconds = 0
+    /// Simulated blocking per completion, in microseconds (a sleep inside the port's blocking
+    /// scope, so the port lets another worker run meanwhile).
+    public var blockMicroseconds = 0
+
+    public init() {}
+
+    /// `workers` with 0 resolved.
+    public var resolvedWorkers: Int { workers == 0 ? 2 * CompletionPort.onlineCPUs : workers }
+}

@@ -1,0 +1,28 @@
+import CompletionPort
+
+/// Why the engine could not start or act.
+public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The listen address is taken by another socket.
+    case addressInUse(String)
+    /// The bind address is not an IPv4 address.
+    case invalidAddress(String)
+    /// A setting is out of range.
+    case invalidConfiguration(String)
+    /// Setting up the listening socket failed.
+    case listen(String, SystemCallError)
+    /// The completion port refused something.
+    case port(PortError)
+    /// The engine has been drained; it no longer accepts commands.
+    case drained
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let address): "\(address) is already in use (another server is listening there)"
+        case .invalidAddress(let address): "\(address) is not an IPv4 address"
+        case .invalidConfiguration(let what): "invalid configuration: \(what)"
+        case .listen(let address, let error): "cannot listen on \(address): \(error)"
+        case .port(let error): "\(error)"
+        case .drained: "the engine has been drained"
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import CompletionPort
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker thread: dequeues batches of completions and serves them until it dequeues a
+/// shutdown packet or the port closes.
+final class Worker: @unchecked Sendable {
+    let id: Int
+    let counters: WorkerCounters
+    private unowned let engine: EchoEngine
+    private var thread = pthread_t()
+    private let exited = Atomic<Bool>(false)
+    private let joined = Mutex<Bool>(false)
+    /// Set by the worker when it dequeues a shutdown packet; read by `retireWorker`.
+    nonisolated(unsafe) var retiring = false
+
+    static let batchSize = 64
+
+    init(id: Int, engine: EchoEngine) {
+        self.id = id
+        self.engine = engine
+        counters = WorkerCounters(id: id)
+    }
+
+    var hasExited: Bool { exited.load(ordering: .acquiring) }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let worker = Unmanaged<Worker>.fromOpaque(raw!).takeRetainedValue()
+            worker.run()
+            return nil
+        }, box)
+    }
+
+    func join() {
+        joined.withLock { done in
+            guard !done else { return }
+            pthread_join(thread, nil)
+            done = true
+        }
+    }
+
+    private func run() {
+        let batch = UnsafeMutableBufferPointer<Completion>.allocate(capacity: Self.batchSize)
+        batch.initialize(repeating: Completion(operation: .posted, result: 0, key: 0, context: 0))
+        defer {
+            batch.deallocate()
+            // releasing: the counters' last values happen before a reader that sees `exited`.
+            exited.store(true, ordering: .releasing)
+        }
+        while true {
+            switch engine.port.dequeue(into: batch) {
+            case .portClosed:
+                return
+            case .timeout:
+                continue
+            case .completions(let count):
+                var shutdownPackets = 0
+                for index in 0..<count {
+                    if engine.handle(batch[index], worker: self) { shutdownPackets += 1 }
+                }
+                if shutdownPackets > 0 {
+                    // One packet retires one worker: a batch that held several passes the
+                    // rest on to the other workers.
+                    for _ in 1..<shutdownPackets {
+                        try? engine.port.post(key: EchoEngine.controlKey, context: EchoEngine.shutdownContext)
+                    }
+                    retiring = true
+                    return
+                }
+            }
+        }
+    }
+}

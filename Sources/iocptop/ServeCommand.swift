@@ -1,0 +1,78 @@
+import ArgumentParser
+import CompletionPort
+import EchoEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `iocptop serve`: the engine headless, with one line of totals per second.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the echo engine without the dashboard; SIGINT or SIGTERM drains it."
+    )
+
+    @OptionGroup var engine: EngineOptions
+
+    @Flag(help: "Print only the start and drain lines, not the per-second totals.")
+    var quiet = false
+
+    func run() throws {
+        let signals = StopSignals()
+        let server: EchoEngine
+        do {
+            server = try EchoEngine(configuration: engine.engineConfiguration)
+        } catch {
+            printError("iocptop: \(error)")
+            throw ExitCode(1)
+        }
+        printLine(startLine(server))
+        var previous = server.totals
+        var previousTime = ContinuousClock.now
+        let started = previousTime
+        while true {
+            if let signal = signals.wait(milliseconds: 1000) {
+                printLine("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), draining")
+                        break
+            }
+            guard !quiet else { continue }
+            let now = ContinuousClock.now
+            let totals = server.totals
+            printLine(TotalsLine.format(totals, previous: previous, interval: now - previousTime, uptime: now - started))
+                previous = totals
+            previousTime = now
+        }
+        let report = server.drain(timeout: .seconds(5))
+        printLine("iocptop: \(report)")
+    }
+
+    private func startLine(_ server: EchoEngine) -> String {
+        let port = server.port
+        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency)"
+        if let reason = port.fallbackReason { line += " (io_uring unavailable: \(reason))" }
+        return line
+    }
+}
+
+/// One line of engine totals with rates over the last interval.
+enum TotalsLine {
+    static func format(_ totals: EngineTotals, previous: EngineTotals, interval: Duration, uptime: Duration) -> String {
+        let seconds = max(1e-6, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
+        let completions = Double(totals.completions &- previous.completions) / seconds
+        let megabytesIn = Double(totals.bytesIn &- previous.bytesIn) / seconds / 1e6
+        let megabytesOut = Double(totals.bytesOut &- previous.bytesOut) / seconds / 1e6
+        return "up \(uptime.components.seconds)s · open \(totals.openConnections) (peak \(totals.peakConnections))"
+            + " · accepted \(totals.accepted) refused \(totals.refused) errors \(totals.closedByError)"
+            + " · \(rate(completions)) completions/s · in \(fixed(megabytesIn)) MB/s out \(fixed(megabytesOut)) MB/s"
+            + " · workers \(totals.liveWorkers) pending \(totals.pendingOperations)"
+    }
+
+    static func rate(_ value: Double) -> String {
+        value >= 1000 ? "\(fixed(value / 1000))k" : "\(Int(value.rounded()))"
+    }
+
+    static func fixed(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(abs(tenths % 10))"
+    }
+}

@@ -1,0 +1,175 @@
+import CIOURing
+import CompletionPort
+@testable import EchoEngine
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The echo engine on real loopback sockets, on each available backend.
+@Suite struct EchoEngineTests {
+    @Test(arguments: availableBackends)
+    func echoIntegrity(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend)
+        defer { _ = engine.drain() }
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 200, messages: 1000, maxLength: 1024)
+        #expect(outcome.mismatches == 0)
+        #expect(outcome.closedEarly == 0)
+        #expect(outcome.completedMessages == 200 * 1000)
+        // Every byte counted: what the server received it sent back.
+        #expect(eventually { engine.totals.openConnections == 0 })
+        let totals = engine.totals
+        #expect(totals.bytesIn == UInt64(outcome.bytesEchoed))
+        #expect(totals.bytesOut == UInt64(outcome.bytesEchoed))
+        #expect(totals.accepted == 200)
+        #expect(totals.closedByError == 0)
+    }
+
+    @Test(arguments: availableBackends)
+    func aClientThatDoesNotReadIsBoundedThenServedExactly(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 2)
+        defer { _ = engine.drain() }
+        let client = try connectClient(port: engine.listenPort)
+        defer { close(client) }
+        // A fixed receive buffer (no autotuning), and more data than every kernel buffer on
+        // the way can hold, so the server must end up with a full ring.
+        var receiveBuffer: CInt = 65536
+        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<CInt>.size))
+        let size = 16 << 20
+        var generator = SplitMix64(state: 7)
+        let payload = (0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let writer = TestThread {
+            _ = payload.withUnsafeBytes { writeAll(client, $0) }
+        }
+        // Nobody reads yet: the kernel buffers fill, the server's send stalls, its ring fills,
+        // and it stops receiving. Buffered bytes stop at exactly one ring.
+        #expect(eventually {
+            let totals = engine.totals
+            return totals.bytesIn > 0 && totals.bytesIn - totals.bytesOut == UInt64(engine.configuration.ioBufferSize)
+        })
+        // Now read everything back, in small pieces (partial sends on the server side).
+        var received = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        while offset < size {
+            let n = received[offset...].withUnsafeMutableBytes { read(client, $0.baseAddress, min(4096, $0.count)) }
+            if n <= 0 { break }
+            offset += n
+        }
+        writer.join()
+        #expect(offset == size)
+        #expect(received == payload)
+    }
+
+    @Test(arguments: availableBackends)
+    func peerResetsCloseOnlyTheirConnection(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend)
+        defer { _ = engine.drain() }
+        let workersBefore = engine.liveWorkers
+        for _ in 0..<100 {
+            let fd = try connectClient(port: engine.listenPort)
+            _ = [UInt8](repeating: 1, count: 100).withUnsafeBytes { writeAll(fd, $0) }
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            close(fd)
+        }
+        #expect(eventually { engine.totals.openConnections == 0 && engine.totals.accepted == 100 })
+        #expect(engine.liveWorkers == workersBefore)
+        // Still serving.
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 4, messages: 50, maxLength: 512)
+        #expect(outcome.completedMessages == 200)
+        #expect(outcome.mismatches == 0)
+    }
+
+    @Test(arguments: availableBackends)
+    func halfCloseGetsEveryByteThenEOF(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend)
+        defer { _ = engine.drain() }
+        let client = try connectClient(port: engine.listenPort)
+        defer { close(client) }
+        var generator = SplitMix64(state: 3)
+        let payload = (0..<100_000).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let writer = TestThread {
+            _ = payload.withUnsafeBytes { writeAll(client, $0) }
+            shutdown(client, Int32(SHUT_WR))
+        }
+        var received = [UInt8](repeating: 0, count: payload.count)
+        let n = received.withUnsafeMutableBytes { readExactly(client, into: $0) }
+        writer.join()
+        #expect(n == payload.count)
+        #expect(received == payload)
+        var byte: UInt8 = 0
+        #expect(read(client, &byte, 1) == 0, "expected EOF after the echo")
+        #expect(eventually { engine.totals.openConnections == 0 })
+        #expect(engine.totals.closedByError == 0)
+    }
+
+    @Test(arguments: availableBackends)
+    func addRetireAndDrainUnderLoad(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 3)
+        let outcome = Mutex<EchoDriver.Outcome?>(nil)
+        let port = engine.listenPort
+        let client = TestThread {
+            let result = try? EchoDriver.run(port: port, connections: 100, messages: 1_000_000, maxLength: 2048,
+                                             deadlineSeconds: 30)
+            outcome.withLock { $0 = result }
+        }
+        #expect(eventually { engine.totals.openConnections == 100 && engine.totals.completions > 2000 })
+        try engine.addWorker()
+        try engine.addWorker()
+        #expect(eventually { engine.liveWorkers == 5 })
+        #expect(try engine.retireWorker())
+        #expect(try engine.retireWorker())
+        #expect(try engine.retireWorker())
+        #expect(eventually { engine.liveWorkers == 2 })
+        try engine.setConcurrency(1)
+        #expect(engine.port.concurrency == 1)
+        let before = engine.totals.completions
+        #expect(eventually { engine.totals.completions > before + 2000 }, "still serving after the changes")
+        let report = engine.drain(timeout: .seconds(5))
+        #expect(!report.timedOut)
+        #expect(report.connectionsClosed == 100)
+        #expect(report.pendingAbandoned == 0)
+        #expect(engine.liveWorkers == 0)
+        client.join()
+        let result = try #require(outcome.withLock { $0 })
+        // Every byte the client got back before the drain was its own, in order.
+        #expect(result.mismatches == 0)
+        #expect(result.completedMessages > 0)
+        #expect(result.closedEarly == 100)
+        #expect(throws: EngineError.drained) { try engine.addWorker() }
+    }
+
+    @Test(arguments: availableBackends)
+    func maxConnectionsRefusesTheSurplus(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend) { $0.maxConnections = 5 }
+        defer { _ = engine.drain() }
+        let clients = try (0..<8).map { _ in try connectClient(port: engine.listenPort) }
+        defer { clients.forEach { close($0) } }
+        #expect(eventually { engine.totals.accepted == 8 })
+        #expect(engine.totals.refused == 3)
+        #expect(engine.totals.openConnections == 5)
+        #expect(engine.totals.peakConnections == 5)
+    }
+
+    @Test func portInUseIsAClearError() throws {
+        let first = try makeEngine(.epoll, workers: 1)
+        defer { _ = first.drain() }
+        var configuration = EngineConfiguration()
+        configuration.port = first.listenPort
+        configuration.workers = 1
+        #expect(throws: EngineError.addressInUse("127.0.0.1:\(first.listenPort)")) {
+            try EchoEngine(configuration: configuration)
+        }
+    }
+
+    @Test func badConfigurationIsAnErrorNotATrap() {
+        var configuration = EngineConfiguration()
+        configuration.port = 0
+        configuration.bindAddress = "not-an-address"
+        #expect(throws: EngineError.invalidAddress("not-an-address")) { try EchoEngine(configuration: configuration) }
+        configuration.bindAddress = "127.0.0.1"
+        configuration.ioBufferSize = 1
+        #expect(throws: EngineError.self) { try EchoEngine(configuration: configuration) }
+    }
+}

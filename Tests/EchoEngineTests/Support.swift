@@ -1,0 +1,180 @@
+import CIOURing
+import CompletionPort
+import EchoEngine
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Backends that can run here: epoll always; io_uring when io_uring_setup succeeds.
+let availableBackends: [BackendChoice] = {
+    var backends: [BackendChoice] = [.epoll]
+    if (try? CompletionPort(backend: .ioURing)) != nil { backends.insert(.ioURing, at: 0) }
+    return backends
+}()
+
+/// An engine on an ephemeral loopback port.
+func makeEngine(_ backend: BackendChoice, workers: Int = 4, configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> EchoEngine {
+    var configuration = EngineConfiguration()
+    configuration.port = 0
+    configuration.backend = backend
+    configuration.workers = workers
+    configure(&configuration)
+    return try EchoEngine(configuration: configuration)
+}
+
+/// A joinable pthread running a closure.
+final class TestThread: @unchecked Sendable {
+    private var thread = pthread_t()
+    private let body: () -> Void
+    init(_ body: @escaping @Sendable () -> Void) {
+        self.body = body
+        pthread_create(&thread, nil, { raw in
+            Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+    }
+    func join() { pthread_join(thread, nil) }
+}
+
+/// Polls `condition` until it holds or `seconds` pass.
+func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(500)
+    }
+    return condition()
+}
+
+/// A blocking client socket connected to 127.0.0.1:`port`.
+func connectClient(port: UInt16) throws -> CInt {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw SystemCallError(.socket, errno: errno) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let error = errno
+        close(fd)
+        throw SystemCallError(.connect, errno: error)
+    }
+    return fd
+}
+
+func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
+func readExactly(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    var offset = 0
+    while offset < buffer.count {
+        let n = read(fd, buffer.baseAddress! + offset, buffer.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        offset += n
+    }
+    return offset
+}
+
+/// SplitMix64: a small deterministic generator for message lengths and contents.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Drives many echo connections from one thread with epoll: each connection sends a message of
+/// random length and content, waits for it to come back byte for byte, and sends the next.
+struct EchoDriver {
+    struct Outcome {
+        var completedMessages = 0
+        var mismatches = 0
+        var closedEarly = 0
+        var bytesEchoed = 0
+    }
+
+    /// Runs `messages` round trips on each of `connections` connections, or until `stop`.
+    static func run(port: UInt16, connections: Int, messages: Int, maxLength: Int, seed: UInt64 = 1,
+                    stop: (() -> Bool)? = nil, deadlineSeconds: Double = 60) throws -> Outcome {
+        var fds: [CInt] = []
+        for _ in 0..<connections { fds.append(try connectClient(port: port)) }
+        defer { fds.forEach { if $0 >= 0 { close($0) } } }
+        let epfd = epoll_create1(CInt(EPOLL_CLOEXEC))
+        defer { close(epfd) }
+        var generators = (0..<connections).map { SplitMix64(state: seed &* 1_000_003 &+ UInt64($0)) }
+        var expected = [[UInt8]](repeating: [], count: connections)
+        var got = [Int](repeating: 0, count: connections)
+        var remaining = [Int](repeating: messages, count: connections)
+        var outcome = Outcome()
+        var active = connections
+        func sendNext(_ index: Int) {
+            let length = Int(generators[index].next() % UInt64(maxLength)) + 1
+            var message = [UInt8](repeating: 0, count: length)
+            for i in 0..<length { message[i] = UInt8(truncatingIfNeeded: generators[index].next()) }
+            expected[index] = message
+            got[index] = 0
+            if !message.withUnsafeBytes({ writeAll(fds[index], $0) }) {
+                outcome.closedEarly += 1
+                finish(index)
+            }
+        }
+        func finish(_ index: Int) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, fds[index], nil)
+            remaining[index] = 0
+            active -= 1
+        }
+        for (index, fd) in fds.enumerated() {
+            var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: UInt64(index)))
+            epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event)
+            sendNext(index)
+        }
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        let deadline = ContinuousClock.now + .milliseconds(Int(deadlineSeconds * 1000))
+        while active > 0 && ContinuousClock.now < deadline {
+            if let stop, stop() { break }
+            let ready = epoll_wait(epfd, &events, 256, 100)
+            for i in 0..<max(0, Int(ready)) {
+                let index = Int(events[i].data.u64)
+                guard remaining[index] > 0 else { continue }
+                let want = expected[index].count - got[index]
+                let n = scratch.withUnsafeMutableBytes { read(fds[index], $0.baseAddress, min(want, $0.count)) }
+                if n <= 0 {
+                    outcome.closedEarly += 1
+                    finish(index)
+                    continue
+                }
+                for j in 0..<n where scratch[j] != expected[index][got[index] + j] {
+                    outcome.mismatches += 1
+                    break
+                }
+                got[index] += n
+                outcome.bytesEchoed += n
+                if got[index] == expected[index].count {
+                    outcome.completedMessages += 1
+                    remaining[index] -= 1
+                    if remaining[index] == 0 { finish(index) } else { sendNext(index) }
+                }
+            }
+        }
+        return outcome
+    }
+}
