@@ -24,5 +24,7 @@ let package = Package(
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort"]),
+        // Drives the built binary; depending on it makes `swift test` build it first.
+        .testTarget(name: "EndToEndTests", dependencies: ["iocptop"]),
     ]
 )

@@ -61,8 +61,10 @@ enum TotalsLine {
         let completions = Double(totals.completions &- previous.completions) / seconds
         let megabytesIn = Double(totals.bytesIn &- previous.bytesIn) / seconds / 1e6
         let megabytesOut = Double(totals.bytesOut &- previous.bytesOut) / seconds / 1e6
-        return "up \(uptime.components.seconds)s · open \(totals.openConnections) (peak \(totals.peakConnections))"
+        let up = (Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18).rounded()
+        return "up \(Int(up))s · open \(totals.openConnections) (peak \(totals.peakConnections))"
             + " · accepted \(totals.accepted) refused \(totals.refused) errors \(totals.closedByError)"
+            + (totals.acceptErrors > 0 ? " accept-failures \(totals.acceptErrors)" : "")
             + " · \(rate(completions)) completions/s · in \(fixed(megabytesIn)) MB/s out \(fixed(megabytesOut)) MB/s"
             + " · workers \(totals.liveWorkers) pending \(totals.pendingOperations)"
     }
