@@ -182,7 +182,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
             var head = CIOURing_load_acquire(r.sq_head)
             if tail &- head &+ count > r.sq_entries {
                 // Full: hand what is queued to the kernel to make room.
-                _ = enter(toSubmit: r.sq_entries, minComplete: 0, flags: 0, timeoutNs: -1)
+                _ = enter(toSubmit: tail &- head, minComplete: 0, flags: 0, timeoutNs: -1)
                 head = CIOURing_load_acquire(r.sq_head)
                 guard tail &- head &+ count <= r.sq_entries else {
                     throw PortError.system(SystemCallError(.ioURingEnter, errno: EBUSY))
@@ -209,10 +209,21 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     }
 
     func flush() {
+        let pending = unsubmitted
+        if pending == 0 { return }
+        _ = enter(toSubmit: pending, minComplete: 0, flags: 0, timeoutNs: -1)
+    }
+
+    /// SQEs published and not yet consumed by the kernel.
+    ///
+    /// Submissions always ask for exactly this many: `io_uring_enter` skips its wait when it
+    /// submits fewer SQEs than `to_submit` says, so asking for more than are queued would turn
+    /// the leader's wait into a spin.
+    private var unsubmitted: UInt32 {
         let r = ring.pointee
-        // acquiring: as in `push`; relaxed tail: ours.
-        if CIOURing_load_relaxed(r.sq_tail) == CIOURing_load_acquire(r.sq_head) { return }
-        _ = enter(toSubmit: r.sq_entries, minComplete: 0, flags: 0, timeoutNs: -1)
+        // acquiring tail: pairs with the releasing store in `push` by another thread (the tail
+        // is only written under the SQ lock); acquiring head: as in `push`.
+        return CIOURing_load_acquire(r.sq_tail) &- CIOURing_load_acquire(r.sq_head)
     }
 
     /// `io_uring_enter`, retried on EINTR (with the same timeout: a wake NOP or a completion
@@ -250,7 +261,10 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
         leaderInKernel.store(true, ordering: .relaxed)
         // sequentially consistent: the other half of the Dekker pair in `afterPush`.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        _ = enter(toSubmit: ring.pointee.sq_entries, minComplete: 1,
+        // Submit what is queued and wait, in one call. Another thread's flush may take some of
+        // these SQEs first; the kernel then submits fewer than asked and returns at once (a
+        // spurious wake the scheduler absorbs).
+        _ = enter(toSubmit: unsubmitted, minComplete: 1,
                   flags: UInt32(IORING_ENTER_GETEVENTS), timeoutNs: timeoutNs)
         // relaxed: a late reader only flushes once more than needed.
         leaderInKernel.store(false, ordering: .relaxed)
