@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "iocptop", targets: ["iocptop"]),
         .executable(name: "iocptop-port-bench", targets: ["PortBenchmark"]),
+        .executable(name: "iocptop-engine-bench", targets: ["EngineBenchmark"]),
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
         .library(name: "EchoEngine", targets: ["EchoEngine"]),
     ],
@@ -22,6 +23,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort"]),
+        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort"]),
         // Drives the built binary; depending on it makes `swift test` build it first.

@@ -66,9 +66,9 @@ let fixtures = Mutex<[EchoFixture]>([])
 let benchmarks: @Sendable () -> Void = {
     for backend in [BackendChoice.ioURing, .epoll] {
         Benchmark(
-            "Echo 1000 round trips (\(backend.rawValue))",
+            "Echo1000RoundTrips-\(backend.rawValue)",
             configuration: .init(
-                metrics: [.mallocCountTotal, .wallClock],
+                metrics: [.mallocCountTotal],
                 scalingFactor: .kilo,
                 maxDuration: .seconds(3),
                 maxIterations: 50,

@@ -1,0 +1,228 @@
+// iocptop-engine-bench: the echo engine under a simple in-process load, per backend.
+//
+//   swift run -c release iocptop-engine-bench [--seconds S] [--churn N]
+//
+// For each backend, an engine with the default workers (2 × CPUs, concurrency = CPUs) and one
+// epoll client thread keeping one message in flight per connection, at 1, 100 and 1000
+// connections × 128 B and 4 KiB. Reports round trips/s, MB/s (echoed payload, one direction) and
+// the round-trip latency p50/p99 seen by the client. Then the connection churn: N connect →
+// echo 16 B → close cycles, with the process RSS before and after, to show that connection and
+// per-I/O memory is pooled and returned.
+//
+// The client shares the 2 cores with the engine, so these are figures of the pair; the load
+// generator issue brings a proper external client.
+import CIOURing
+import CompletionPort
+import EchoEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var seconds = 3.0
+    var churn = 100_000
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--seconds":
+            guard let value = arguments.popFirst().flatMap(Double.init), value > 0 else { usage() }
+            options.seconds = value
+        case "--churn":
+            guard let value = arguments.popFirst().flatMap(Int.init), value >= 0 else { usage() }
+            options.churn = value
+        default:
+            usage()
+        }
+    }
+    return options
+}
+
+func usage() -> Never {
+    print("usage: iocptop-engine-bench [--seconds S] [--churn N]")
+    exit(2)
+}
+
+func connectNonBlocking(port: UInt16) -> CInt {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { close(fd); return -1 }
+    var one: CInt = 1
+    setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    return fd
+}
+
+struct Result {
+    var roundTrips = 0
+    var seconds = 0.0
+    var latenciesNs: [Int64] = []
+}
+
+/// One message in flight per connection; returns round trips and their latencies.
+func drive(port: UInt16, connections: Int, size: Int, seconds: Double) -> Result {
+    var fds: [CInt] = []
+    for _ in 0..<connections {
+        let fd = connectNonBlocking(port: port)
+        if fd >= 0 { fds.append(fd) }
+    }
+    defer { fds.forEach { close($0) } }
+    let epfd = epoll_create1(CInt(EPOLL_CLOEXEC))
+    defer { close(epfd) }
+    let message = [UInt8](repeating: 0x5a, count: size)
+    var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    var remaining = [Int](repeating: 0, count: fds.count)
+    var unsent = [Int](repeating: 0, count: fds.count)
+    var sentAt = [Int64](repeating: 0, count: fds.count)
+    var result = Result()
+    result.latenciesNs.reserveCapacity(4_000_000)
+    func send(_ index: Int) {
+        // Write as much of the message as the socket takes; the rest on EPOLLOUT.
+        let offset = size - unsent[index]
+        let n = message.withUnsafeBytes { write(fds[index], $0.baseAddress! + offset, unsent[index]) }
+        if n > 0 { unsent[index] -= n }
+        var event = epoll_event(events: EPOLLIN.rawValue | (unsent[index] > 0 ? EPOLLOUT.rawValue : 0),
+                                data: epoll_data_t(u64: UInt64(index)))
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fds[index], &event)
+    }
+    for index in fds.indices {
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: UInt64(index)))
+        epoll_ctl(epfd, EPOLL_CTL_ADD, fds[index], &event)
+        remaining[index] = size
+        unsent[index] = size
+        sentAt[index] = CIOURing_now_ns()
+        send(index)
+    }
+    var events = [epoll_event](repeating: epoll_event(), count: 512)
+    let start = CIOURing_now_ns()
+    let end = start + Int64(seconds * 1e9)
+    while true {
+        let now = CIOURing_now_ns()
+        if now >= end { break }
+        let ready = epoll_wait(epfd, &events, 512, 50)
+        for i in 0..<max(0, Int(ready)) {
+            let index = Int(events[i].data.u64)
+            if events[i].events & EPOLLOUT.rawValue != 0 && unsent[index] > 0 { send(index) }
+            guard events[i].events & EPOLLIN.rawValue != 0 else { continue }
+            let n = scratch.withUnsafeMutableBytes { read(fds[index], $0.baseAddress, min(remaining[index], $0.count)) }
+            guard n > 0 else { continue }
+            remaining[index] -= n
+            if remaining[index] == 0 {
+                let done = CIOURing_now_ns()
+                result.roundTrips += 1
+                result.latenciesNs.append(done - sentAt[index])
+                remaining[index] = size
+                unsent[index] = size
+                sentAt[index] = done
+                send(index)
+            }
+        }
+    }
+    result.seconds = Double(CIOURing_now_ns() - start) / 1e9
+    return result
+}
+
+func percentile(_ sorted: [Int64], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
+}
+
+func residentKiB() -> Int {
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var size = 0, resident = 0
+    _ = withUnsafeMutablePointer(to: &size) { s in
+        withUnsafeMutablePointer(to: &resident) { r in
+            withVaList([s, r]) { vfscanf(file, "%ld %ld", $0) }
+        }
+    }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+}
+
+func churn(port: UInt16, cycles: Int) -> Int {
+    var done = 0
+    var buffer = [UInt8](repeating: 7, count: 16)
+    for _ in 0..<cycles {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if connected == 0, write(fd, buffer, 16) == 16 {
+            var got = 0
+            while got < 16 {
+                let n = buffer[got...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                got += n
+            }
+            if got == 16 { done += 1 }
+        }
+        // Reset instead of FIN: no TIME_WAIT pile-up on the client's ephemeral ports.
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+    }
+    return done
+}
+
+let options = parseOptions()
+print("iocptop-engine-bench: \(options.seconds) s per figure, \(CompletionPort.onlineCPUs) online CPUs")
+print("backend   conns   size   round trips/s      MB/s   p50 µs   p99 µs")
+for backend in [BackendChoice.ioURing, .epoll] {
+    var configuration = EngineConfiguration()
+    configuration.port = 0
+    configuration.backend = backend
+    let engine: EchoEngine
+    do { engine = try EchoEngine(configuration: configuration) } catch {
+        print("\(backend.rawValue): skipped (\(error))")
+        continue
+    }
+    for connections in [1, 100, 1000] {
+        for size in [128, 4096] {
+            var result = drive(port: engine.listenPort, connections: connections, size: size, seconds: options.seconds)
+            result.latenciesNs.sort()
+            let rate = Double(result.roundTrips) / result.seconds
+            let line = [
+                backend.rawValue + String(repeating: " ", count: max(0, 8 - backend.rawValue.count)),
+                String(connections).leftPad(6), String(size).leftPad(6),
+                String(Int(rate)).leftPad(15),
+                fixed1(rate * Double(size) / 1e6).leftPad(9),
+                fixed1(percentile(result.latenciesNs, 0.50)).leftPad(8),
+                fixed1(percentile(result.latenciesNs, 0.99)).leftPad(8),
+            ].joined(separator: " ")
+            print(line)
+        }
+    }
+    if options.churn > 0 {
+        // Warm the pools first, then measure the growth over the full run.
+        _ = churn(port: engine.listenPort, cycles: 1000)
+        let before = residentKiB()
+        let served = churn(port: engine.listenPort, cycles: options.churn)
+        let after = residentKiB()
+        print("\(backend.rawValue): churn \(served)/\(options.churn) connect-echo-close cycles, RSS \(before) KiB → \(after) KiB (\(after - before >= 0 ? "+" : "")\(after - before) KiB), pooled connection objects: \(engine.totals.peakConnections) peak open")
+    }
+    _ = engine.drain()
+}
+
+func fixed1(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
