@@ -4,7 +4,8 @@ import Synchronization
 ///
 /// Single writer, so every update is a relaxed load plus a relaxed store (a plain `inc`, no
 /// locked read-modify-write); readers see each counter's latest value without tearing.
-/// Allocated aligned to 128 bytes, so two workers never share a cache line.
+/// Each worker's counters are a separate heap object; they are not yet padded to their own
+/// cache lines, so two workers' counters can share one (false sharing, not a correctness issue).
 public final class WorkerCounters: @unchecked Sendable {
     public let id: Int
     let acceptsCounter = Atomic<UInt64>(0)

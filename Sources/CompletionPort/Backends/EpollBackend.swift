@@ -248,9 +248,12 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
 
     func harvest(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> Int {
         let timeoutMs: CInt = timeoutNs < 0 ? -1 : CInt(clamping: (timeoutNs + 999_999) / 1_000_000)
+        // At most two completions (a receive and a send) per event, so every edge-triggered
+        // event of the batch is served: an event skipped for want of room would be lost.
         let ready = epoll_wait(epollFD, events, CInt(min(Self.eventCapacity, buffer.count / 2)), timeoutMs)
         guard ready > 0 else { return 0 }
         var n = 0
+        var listeners = 0
         for i in 0..<Int(ready) {
             let data = events[i].data.u64
             let flags = events[i].events
@@ -263,27 +266,39 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
             }
             let fd = CInt(truncatingIfNeeded: UInt32(truncatingIfNeeded: data))
             guard let handle = handles.entry(fd) else { continue }
-            handle.pointee.state.withLock { s in
-                guard s.associated, s.generation == UInt32(truncatingIfNeeded: data >> 32) else { return }
+            let isListener = handle.pointee.state.withLock { s -> Bool in
+                guard s.associated, s.generation == UInt32(truncatingIfNeeded: data >> 32) else { return false }
+                if s.acceptSlot != 0 { return true }
                 let input = flags & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0
                 let output = flags & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-                if input && s.acceptSlot != 0 {
-                    n += acceptReady(&s, fd: fd, into: buffer, from: n)
-                }
-                if input && s.receiveSlot != 0, n < buffer.count,
-                   let completion = perform(Int(s.receiveSlot - 1)) {
+                if input && s.receiveSlot != 0, let completion = perform(Int(s.receiveSlot - 1)) {
                     operations.free(Int(s.receiveSlot - 1))
                     s.receiveSlot = 0
                     buffer[n] = completion
                     n += 1
                 }
-                if output && s.sendSlot != 0, n < buffer.count,
-                   let completion = perform(Int(s.sendSlot - 1)) {
+                if output && s.sendSlot != 0, let completion = perform(Int(s.sendSlot - 1)) {
                     operations.free(Int(s.sendSlot - 1))
                     s.sendSlot = 0
                     buffer[n] = completion
                     n += 1
                 }
+                return false
+            }
+            if isListener {
+                // Served below, with the room left: listeners are level-triggered while an
+                // accept is armed, so connections that do not fit are reported again.
+                events[listeners].data.u64 = data
+                listeners += 1
+            }
+        }
+        for i in 0..<listeners {
+            let data = events[i].data.u64
+            let fd = CInt(truncatingIfNeeded: UInt32(truncatingIfNeeded: data))
+            guard let handle = handles.entry(fd) else { continue }
+            handle.pointee.state.withLock { s in
+                guard s.associated, s.generation == UInt32(truncatingIfNeeded: data >> 32), s.acceptSlot != 0 else { return }
+                n += acceptReady(&s, fd: fd, into: buffer, from: n)
             }
         }
         return n
@@ -296,7 +311,7 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
                              into buffer: UnsafeMutableBufferPointer<Completion>, from start: Int) -> Int {
         let index = Int(s.acceptSlot - 1)
         var n = start
-        while n < buffer.count - 2 {
+        while n < buffer.count {
             let accepted = CIOURing_accept(fd)
             if accepted >= 0 {
                 buffer[n] = operations.completion(index, result: accepted, errno: 0, hasMore: true)

@@ -99,9 +99,12 @@ final class Scheduler: @unchecked Sendable {
         return state.withLock { s -> Step in
             s.leader = false
             for i in 0..<harvested { s.queue.append(me.harvest[i]) }
+            // Out of time and nothing to take: report the timeout (a drained, closed port
+            // still reports portClosed through `next`).
             let expired = deadline >= 0 && CIOURing_now_ns() >= deadline
-            if expired && !(s.queue.isEmpty == false && s.gateOpen)
-                && !(s.closed && s.queue.isEmpty && operations.inflight == 0) {
+            let canTake = !s.queue.isEmpty && s.gateOpen
+            let drained = s.closed && s.queue.isEmpty && operations.inflight == 0
+            if expired && !canTake && !drained {
                 dispatch(&s, me)
                 return .timedOut
             }
