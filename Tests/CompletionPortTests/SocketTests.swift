@@ -194,4 +194,40 @@ import Glibc
         #expect(port.dequeue(timeout: .seconds(5)) == .portClosed)
         #expect(throws: PortError.portClosed) { try port.receive(on: server, into: buffer, context: 4) }
     }
+
+    /// A burst of 300 connections that each send one byte: every accept and every first
+    /// receive completes, exactly once.
+    @Test(arguments: availableBackends)
+    func acceptBurstLosesNoReceive(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let listener = try makeListener()
+        try port.associate(listener.fd, key: UInt64.max)
+        try port.acceptMultishot(on: listener.fd, context: 0)
+        let count = 300
+        let clients = try (0..<count).map { _ in try connectClient(port: listener.port) }
+        defer { clients.forEach { close($0) } }
+        for client in clients { writeAll(client, [7]) }
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * count, alignment: 16)
+        defer { buffers.deallocate() }
+        var accepted: [CInt] = []
+        var received = 0
+        while received < count {
+            let completion = try expectCompletion(port)
+            if completion.operation == .accept {
+                #expect(completion.succeeded)
+                let fd = completion.acceptedDescriptor
+                let index = accepted.count
+                accepted.append(fd)
+                try port.associate(fd, key: UInt64(index))
+                try port.receive(on: fd, into: UnsafeMutableRawBufferPointer(rebasing: buffers[(16 * index)..<(16 * index + 16)]), context: 1)
+            } else {
+                #expect(completion.operation == .receive)
+                #expect(completion.bytes == 1)
+                received += 1
+            }
+        }
+        #expect(accepted.count == count)
+        for fd in accepted { try port.close(handle: fd) }
+        try port.close(handle: listener.fd)
+    }
 }
