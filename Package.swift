@@ -18,15 +18,17 @@ let package = Package(
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
         .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort"]),
+        // Loopback sockets and joinable threads shared by the tests and the benchmarks.
+        .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
             "EchoEngine", "CompletionPort",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort"]),
-        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine"]),
-        .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort"]),
-        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort"]),
+        .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
+        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "Loopback"]),
+        .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
+        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
-        .testTarget(name: "EndToEndTests", dependencies: ["iocptop"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback"]),
     ]
 )

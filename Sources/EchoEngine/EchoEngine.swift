@@ -141,9 +141,6 @@ public final class EchoEngine: @unchecked Sendable {
     /// Ids of workers that are alive.
     public var liveWorkerIDs: [Int] { workers.withLock { $0.filter { !$0.hasExited }.map(\.id) } }
 
-    /// A worker dequeued a shutdown packet.
-    func workerWillRetire(_ worker: Worker) { worker.retiring = true }
-
     // MARK: totals
 
     /// Engine-wide totals right now.

@@ -13,8 +13,10 @@ final class Worker: @unchecked Sendable {
     private var thread = pthread_t()
     private let exited = Atomic<Bool>(false)
     private let joined = Mutex<Bool>(false)
-    /// Set by the worker when it dequeues a shutdown packet; read by `retireWorker`.
-    nonisolated(unsafe) var retiring = false
+    /// Set by the worker when it dequeues a shutdown packet; read by `retireWorker` on other
+    /// threads. Relaxed: a hint for counting live workers, ordered with nothing else.
+    private let retiringFlag = Atomic<Bool>(false)
+    var retiring: Bool { retiringFlag.load(ordering: .relaxed) }
 
     static let batchSize = 64
 
@@ -68,7 +70,7 @@ final class Worker: @unchecked Sendable {
                     for _ in 1..<shutdownPackets {
                         try? engine.port.post(key: EchoEngine.controlKey, context: EchoEngine.shutdownContext)
                     }
-                    retiring = true
+                    retiringFlag.store(true, ordering: .relaxed)
                     return
                 }
             }

@@ -14,6 +14,7 @@
 import CIOURing
 import CompletionPort
 import EchoEngine
+import Loopback
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,22 +47,6 @@ func usage() -> Never {
     exit(2)
 }
 
-func connectNonBlocking(port: UInt16) -> CInt {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { close(fd); return -1 }
-    var one: CInt = 1
-    setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
-    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-    return fd
-}
-
 struct Result {
     var roundTrips = 0
     var seconds = 0.0
@@ -72,8 +57,7 @@ struct Result {
 func drive(port: UInt16, connections: Int, size: Int, seconds: Double) -> Result {
     var fds: [CInt] = []
     for _ in 0..<connections {
-        let fd = connectNonBlocking(port: port)
-        if fd >= 0 { fds.append(fd) }
+        if let fd = try? Loopback.connect(port: port, noDelay: true, nonBlocking: true) { fds.append(fd) }
     }
     defer { fds.forEach { close($0) } }
     let epfd = epoll_create1(CInt(EPOLL_CLOEXEC))
@@ -152,22 +136,10 @@ func churn(port: UInt16, cycles: Int) -> Int {
     var done = 0
     var buffer = [UInt8](repeating: 7, count: 16)
     for _ in 0..<cycles {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if connected == 0, write(fd, buffer, 16) == 16 {
-            var got = 0
-            while got < 16 {
-                let n = buffer[got...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                got += n
-            }
-            if got == 16 { done += 1 }
+        guard let fd = try? Loopback.connect(port: port) else { continue }
+        if buffer.withUnsafeBytes({ Loopback.writeAll(fd, $0) }),
+           buffer.withUnsafeMutableBytes({ Loopback.readExactly(fd, into: $0) }) == 16 {
+            done += 1
         }
         // Reset instead of FIN: no TIME_WAIT pile-up on the client's ephemeral ports.
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)

@@ -9,6 +9,7 @@
 //    round trips/s.
 import CIOURing
 import CompletionPort
+import Loopback
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -29,19 +30,7 @@ func parseSeconds() -> Double {
 }
 let seconds = parseSeconds()
 
-/// A joinable pthread.
-final class BenchThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        pthread_create(&thread, nil, { raw in
-            Unmanaged<BenchThread>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-    }
-    func join() { pthread_join(thread, nil) }
-}
+typealias BenchThread = JoinableThread
 
 func formatRate(_ value: Double) -> String {
     if value >= 1_000_000 {
@@ -95,29 +84,18 @@ final class EchoConnection: @unchecked Sendable {
 
 func echoRoundTrips(backend: BackendChoice, connections: Int, messageSize: Int, seconds: Double) throws -> Double {
     let port = try CompletionPort(concurrency: 0, backend: backend)
-    // Listener.
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    listen(listener, 1024)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
     // Connections, accepted synchronously and handed to the port.
+    let listener = try Loopback.listen()
     var clients: [CInt] = []
     var servers: [EchoConnection] = []
     for _ in 0..<connections {
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        clients.append(try Loopback.connect(port: listener.port, noDelay: true))
+        let server = accept(listener.fd, nil, nil)
         var one: CInt = 1
-        setsockopt(client, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
-        let server = accept(listener, nil, nil)
         setsockopt(server, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
-        clients.append(client)
         servers.append(EchoConnection(fd: server))
     }
-    close(listener)
+    close(listener.fd)
     nonisolated(unsafe) let table = servers
     for (index, connection) in servers.enumerated() {
         try port.associate(connection.fd, key: UInt64(index))

@@ -1,6 +1,7 @@
 import CIOURing
 import CompletionPort
 import EchoEngine
+import Loopback
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -24,19 +25,7 @@ func makeEngine(_ backend: BackendChoice, workers: Int = 4, configure: (inout En
     return try EchoEngine(configuration: configuration)
 }
 
-/// A joinable pthread running a closure.
-final class TestThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        pthread_create(&thread, nil, { raw in
-            Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-    }
-    func join() { pthread_join(thread, nil) }
-}
+typealias TestThread = JoinableThread
 
 /// Polls `condition` until it holds or `seconds` pass.
 func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
@@ -49,45 +38,11 @@ func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
 }
 
 /// A blocking client socket connected to 127.0.0.1:`port`.
-func connectClient(port: UInt16) throws -> CInt {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw SystemCallError(.socket, errno: errno) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        let error = errno
-        close(fd)
-        throw SystemCallError(.connect, errno: error)
-    }
-    return fd
-}
+func connectClient(port: UInt16) throws -> CInt { try Loopback.connect(port: port) }
 
-func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
-}
+func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> Bool { Loopback.writeAll(fd, bytes) }
 
-func readExactly(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) -> Int {
-    var offset = 0
-    while offset < buffer.count {
-        let n = read(fd, buffer.baseAddress! + offset, buffer.count - offset)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        offset += n
-    }
-    return offset
-}
+func readExactly(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) -> Int { Loopback.readExactly(fd, into: buffer) }
 
 /// SplitMix64: a small deterministic generator for message lengths and contents.
 struct SplitMix64: RandomNumberGenerator {

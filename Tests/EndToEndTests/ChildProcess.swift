@@ -1,3 +1,4 @@
+import Loopback
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -97,17 +98,9 @@ func listenPort(fromStartLine line: String) -> UInt16? {
     return UInt16(marker.dropFirst("127.0.0.1:".count).prefix { $0.isNumber })
 }
 
-/// Connects to 127.0.0.1:port; -1 on failure.
+/// Connects to 127.0.0.1:port with a 5 s receive timeout; -1 on failure.
 func connectClient(port: UInt16) -> CInt {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    if connected != 0 { close(fd); return -1 }
+    guard let fd = try? Loopback.connect(port: port) else { return -1 }
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     return fd

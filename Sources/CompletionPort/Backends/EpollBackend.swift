@@ -149,9 +149,7 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
             }
         }
         if completedInline {
-            try withUnsafePointer(to: inline) { pointer throws(PortError) in
-                try scheduler.deliver(UnsafeBufferPointer(start: pointer, count: 1))
-            }
+            withUnsafePointer(to: inline) { scheduler.deliver(UnsafeBufferPointer(start: $0, count: 1)) }
         }
     }
 
@@ -185,13 +183,7 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
             Glibc.close(fd)
             return n
         }
-        if count > 0 {
-            try withUnsafePointer(to: &cancelled) { pointer throws(PortError) in
-                try pointer.withMemoryRebound(to: Completion.self, capacity: 3) { first throws(PortError) in
-                    try scheduler.deliver(UnsafeBufferPointer(start: first, count: count))
-                }
-            }
-        }
+        if count > 0 { deliver(&cancelled, count: count) }
     }
 
     /// Completes every pending operation of a handle with ECANCELED. Under its lock.
@@ -205,7 +197,8 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
                                     data: epoll_data_t(u64: UInt64(s.generation) << 32 | UInt64(UInt32(fd))))
             _ = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
         }
-        for slot in [s.acceptSlot, s.receiveSlot, s.sendSlot] where slot != 0 {
+        func cancel(_ slot: UInt32) {
+            guard slot != 0 else { return }
             let completion = operations.completion(Int(slot - 1), result: 0, errno: ECANCELED)
             operations.free(Int(slot - 1))
             switch n {
@@ -215,22 +208,29 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
             }
             n += 1
         }
+        cancel(s.acceptSlot)
+        cancel(s.receiveSlot)
+        cancel(s.sendSlot)
         s.acceptSlot = 0
         s.receiveSlot = 0
         s.sendSlot = 0
         return n
     }
 
+    /// Delivers the first `count` of up to three cancellations.
+    private func deliver(_ cancelled: inout (Completion, Completion, Completion), count: Int) {
+        withUnsafePointer(to: &cancelled) { pointer in
+            pointer.withMemoryRebound(to: Completion.self, capacity: 3) { first in
+                scheduler.deliver(UnsafeBufferPointer(start: first, count: count))
+            }
+        }
+    }
+
     func cancelAll() {
         handles.forEach { handle in
             var cancelled = (Completion.empty, Completion.empty, Completion.empty)
             let count = handle.pointee.state.withLock { s in cancelPending(&s, into: &cancelled) }
-            guard count > 0 else { return }
-            withUnsafePointer(to: &cancelled) { pointer in
-                pointer.withMemoryRebound(to: Completion.self, capacity: 3) { first in
-                    try? scheduler.deliver(UnsafeBufferPointer(start: first, count: count))
-                }
-            }
+            if count > 0 { deliver(&cancelled, count: count) }
         }
         scheduler.recheck()
     }

@@ -101,19 +101,25 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     /// Puts a cancelled operation back into the SQ under its existing slot.
     private func resubmit(_ index: Int, userData: UInt64) -> Bool {
         let slot = operations.slots[index]
-        let length32 = UInt32(clamping: slot.length)
         do {
             try push { sqe, _ in
-                switch slot.operation {
-                case .accept: CIOURing_prep_multishot_accept(sqe, slot.fd, userData)
-                case .receive: CIOURing_prep_recv(sqe, slot.fd, slot.buffer, length32, userData)
-                case .send: CIOURing_prep_send(sqe, slot.fd, slot.buffer, length32, userData)
-                case .posted: CIOURing_prep_nop(sqe, userData)
-                }
+                Self.prepare(sqe, slot.operation, fd: slot.fd, buffer: slot.buffer, length: slot.length, userData: userData)
             }
             return true
         } catch {
             return false
+        }
+    }
+
+    /// Fills the SQE of an operation (used by first submission and by resubmission alike).
+    private static func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, fd: CInt,
+                                buffer: UnsafeMutableRawPointer?, length: Int, userData: UInt64) {
+        let length32 = UInt32(clamping: length)
+        switch operation {
+        case .accept: CIOURing_prep_multishot_accept(sqe, fd, userData)
+        case .receive: CIOURing_prep_recv(sqe, fd, buffer, length32, userData)
+        case .send: CIOURing_prep_send(sqe, fd, buffer, length32, userData)
+        case .posted: CIOURing_prep_nop(sqe, userData)
         }
     }
 
@@ -125,15 +131,9 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
                                                  handleGeneration: generation) else {
             throw PortError.tooManyOperations
         }
-        let length32 = UInt32(clamping: length)
         do {
             try push { sqe, _ in
-                switch operation {
-                case .accept: CIOURing_prep_multishot_accept(sqe, fd, userData)
-                case .receive: CIOURing_prep_recv(sqe, fd, buffer, length32, userData)
-                case .send: CIOURing_prep_send(sqe, fd, buffer, length32, userData)
-                case .posted: CIOURing_prep_nop(sqe, userData)
-                }
+                Self.prepare(sqe, operation, fd: fd, buffer: buffer, length: length, userData: userData)
             }
         } catch {
             operations.free(Int(UInt32(truncatingIfNeeded: userData)))

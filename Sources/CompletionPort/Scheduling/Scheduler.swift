@@ -229,9 +229,11 @@ final class Scheduler: @unchecked Sendable {
     // MARK: packets from outside dequeue
 
     /// Appends packets (posted, or completed outside the leader) and releases threads for them.
-    func deliver(_ packets: UnsafeBufferPointer<Completion>) throws(PortError) {
+    /// Never refused: a completion of an operation already started is delivered even while
+    /// the port is closing (that is how in-flight operations drain).
+    func deliver(_ packets: UnsafeBufferPointer<Completion>) {
         let me = ThreadRegistry.waiter(for: self)
-        let wakeLeader = try state.withLock { s throws(PortError) -> Bool in
+        let wakeLeader = state.withLock { s -> Bool in
             for packet in packets { s.queue.append(packet) }
             dispatch(&s, me)
             return !s.queue.isEmpty && s.leader && s.gateOpen
