@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "iocptop-engine-bench", targets: ["EngineBenchmark"]),
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
         .library(name: "EchoEngine", targets: ["EchoEngine"]),
+        .library(name: "EngineStats", targets: ["EngineStats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,17 +18,20 @@ let package = Package(
     targets: [
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
-        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort"]),
+        .target(name: "CAtomicWords"),
+        .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing"]),
+        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "CompletionPort",
+            "EchoEngine", "EngineStats", "CompletionPort",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
-        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "Loopback"]),
+        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "EngineStats", "Loopback"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
-        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "CompletionPort", "Loopback"]),
+        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
+        .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback"]),
     ]

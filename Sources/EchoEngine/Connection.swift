@@ -36,6 +36,11 @@ final class Connection: @unchecked Sendable {
     /// Whether the connection is in use (set at accept, cleared when it returns to the pool).
     /// Read by the drain without owning the strand.
     let isOpen = Atomic<Bool>(false)
+    /// Which workers the sampler charges this connection and its operations to, packed as
+    /// slot index + 1 (0: none) in 16-bit fields: bits 0–15 the worker that last ran the
+    /// strand, 16–31 the submitter of the receive in flight, 32–47 of the send in flight.
+    /// Written by the strand owner, read by the sampler.
+    let attribution = Atomic<UInt64>(0)
 
     // Results posted by arriving workers, read by the owner after the acquiring RMW that takes
     // the arrived bits (they are written before the releasing RMW that sets the bit).
@@ -56,6 +61,8 @@ final class Connection: @unchecked Sendable {
     var closeIssued = false
     var failed = false
     var inflight = 0
+    var receiveSubmitter = 0
+    var sendSubmitter = 0
 
     init(slot: Int, bufferSize: Int) {
         self.slot = slot
@@ -76,6 +83,19 @@ final class Connection: @unchecked Sendable {
         closeIssued = false
         failed = false
         inflight = 0
+        receiveSubmitter = 0
+        sendSubmitter = 0
+    }
+
+    /// Publishes who last ran the strand and who submitted the operations in flight.
+    @inline(__always)
+    func publishAttribution(lastWorker: Int) {
+        let value = UInt64(truncatingIfNeeded: lastWorker & 0xFFFF)
+            | UInt64(truncatingIfNeeded: (receiving ? receiveSubmitter : 0) & 0xFFFF) << 16
+            | UInt64(truncatingIfNeeded: (sending ? sendSubmitter : 0) & 0xFFFF) << 32
+        // relaxed: a sampled attribution, read on its own; the line is this connection's,
+        // already written by the owner, so the store costs no extra sharing.
+        attribution.store(value, ordering: .relaxed)
     }
 
     /// Records an event and returns the bits the caller must now process as the owner, or 0

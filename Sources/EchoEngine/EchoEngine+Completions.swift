@@ -1,5 +1,6 @@
 import CIOURing
 import CompletionPort
+import EngineStats
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -8,52 +9,54 @@ import Glibc
 extension EchoEngine {
     /// Serves one completion on a worker. Returns true for a shutdown packet.
     func handle(_ completion: Completion, worker: Worker) -> Bool {
-        let counters = worker.counters
+        let counts = worker.counts
         switch completion.key {
         case Self.listenerKey:
-            WorkerCounters.bump(counters.acceptsCounter)
-            accepted(completion)
+            if counts { worker.slot.countAccept() }
+            accepted(completion, worker: worker)
         case Self.controlKey:
-            WorkerCounters.bump(counters.postedCounter)
-            simulateWork()
+            if counts { worker.slot.countPosted() }
+            simulateWork(worker)
             return completion.context == Self.shutdownContext
         default:
             let connection = connections[Int(completion.key)]
             let bit: UInt32
             if completion.operation == .receive {
-                WorkerCounters.bump(counters.receivesCounter)
+                if counts { worker.slot.countReceiveCompletion() }
                 connection.receiveResult = completion.result
                 connection.receiveErrno = completion.errno
                 bit = Connection.receiveArrived
             } else {
-                WorkerCounters.bump(counters.sendsCounter)
+                if counts { worker.slot.countSendCompletion() }
                 connection.sendResult = completion.result
                 connection.sendErrno = completion.errno
                 bit = Connection.sendArrived
             }
             let owned = connection.arrive(bit)
-            if owned != 0 { pump(connection, owned, counters: counters) }
+            if owned != 0 { pump(connection, owned, worker: worker) }
         }
-        simulateWork()
+        simulateWork(worker)
         return false
     }
 
     /// Simulated work per completion: a CPU spin, then a sleep inside the blocking scope.
-    private func simulateWork() {
+    private func simulateWork(_ worker: Worker) {
         if configuration.workMicroseconds > 0 {
             let until = CIOURing_now_ns() + Int64(configuration.workMicroseconds) * 1000
             while CIOURing_now_ns() < until {}
         }
         if configuration.blockMicroseconds > 0 {
+            worker.enter(.blocked)
             port.blocking { _ = usleep(useconds_t(configuration.blockMicroseconds)) }
+            worker.enter(.running)
         }
     }
 
     // MARK: accept
 
-    private func accepted(_ completion: Completion) {
+    private func accepted(_ completion: Completion, worker: Worker) {
         if completion.succeeded {
-            admit(completion.acceptedDescriptor)
+            admit(completion.acceptedDescriptor, worker: worker)
             if completion.hasMore { return }
         }
         // The multishot accept ended: re-arm it unless the engine is draining.
@@ -66,14 +69,16 @@ extension EchoEngine {
             case EMFILE, ENFILE, ENOBUFS, ENOMEM: 20_000
             default: 1_000
             }
+            worker.enter(.blocked)
             port.blocking { _ = usleep(pause) }
+            worker.enter(.running)
         }
         guard !draining.load(ordering: .relaxed) else { return }
         try? port.acceptMultishot(on: listener.fd, context: 0)
     }
 
     /// Takes an accepted socket into service, or closes it at once when full.
-    private func admit(_ fd: CInt) {
+    private func admit(_ fd: CInt, worker: Worker) {
         acceptedCount.add(1, ordering: .relaxed)
         guard !draining.load(ordering: .relaxed),
               openCount.load(ordering: .relaxed) < configuration.maxConnections,
@@ -102,30 +107,33 @@ extension EchoEngine {
             finish(connection)
             return
         }
-        pump(connection, 0, counters: nil)
+        pump(connection, 0, worker: worker)
     }
 
     // MARK: the echo
 
     /// Runs a connection's strand as its owner: applies the results that arrived, starts the
-    /// receive and send that are now possible, and hands the strand back.
-    func pump(_ connection: Connection, _ arrived: UInt32, counters: WorkerCounters?) {
+    /// receive and send that are now possible, and hands the strand back. `worker` is nil when
+    /// the drain closes the connection from the control thread.
+    func pump(_ connection: Connection, _ arrived: UInt32, worker: Worker?) {
         var bits = arrived
+        let slot = worker.map { $0.counts ? $0.slot : nil } ?? nil
         while true {
             if connection.fd >= 0 {
-                apply(bits, to: connection, counters: counters)
-                advance(connection)
+                apply(bits, to: connection, slot: slot)
+                advance(connection, submitter: worker.map { $0.slot.index + 1 } ?? 0)
                 if connection.closeIssued && connection.inflight == 0 {
                     finish(connection)
                     return
                 }
+                if let worker { connection.publishAttribution(lastWorker: worker.slot.index + 1) }
             }
             if connection.release() { return }
             bits = connection.take()
         }
     }
 
-    private func apply(_ bits: UInt32, to c: Connection, counters: WorkerCounters?) {
+    private func apply(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
         if bits & Connection.receiveArrived != 0 {
             c.inflight -= 1
             c.receiving = false
@@ -135,7 +143,7 @@ extension EchoEngine {
                 c.peerClosed = true
             } else {
                 c.received += Int(c.receiveResult)
-                if let counters { WorkerCounters.bump(counters.bytesInCounter, by: UInt64(c.receiveResult)) }
+                slot?.countBytesIn(UInt64(c.receiveResult))
             }
         }
         if bits & Connection.sendArrived != 0 {
@@ -145,7 +153,7 @@ extension EchoEngine {
                 fail(c, errno: c.sendErrno)
             } else {
                 c.sent += Int(c.sendResult)
-                if let counters { WorkerCounters.bump(counters.bytesOutCounter, by: UInt64(c.sendResult)) }
+                slot?.countBytesOut(UInt64(c.sendResult))
             }
         }
         if bits & Connection.closeArrived != 0 {
@@ -162,7 +170,8 @@ extension EchoEngine {
     }
 
     /// Starts whatever the connection can do now.
-    private func advance(_ c: Connection) {
+    /// `submitter`: slot index + 1 of the worker submitting, 0 for none.
+    private func advance(_ c: Connection, submitter: Int) {
         if !c.failed && !c.closing {
             let capacity = c.buffer.count
             if !c.sending && c.buffered > 0 {
@@ -171,6 +180,7 @@ extension EchoEngine {
                 do {
                     try port.send(on: c.fd, from: UnsafeRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 1)
                     c.sending = true
+                    c.sendSubmitter = submitter
                     c.inflight += 1
                 } catch {
                     c.failed = true
@@ -182,6 +192,7 @@ extension EchoEngine {
                 do {
                     try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
                     c.receiving = true
+                    c.receiveSubmitter = submitter
                     c.inflight += 1
                 } catch {
                     c.failed = true
@@ -205,6 +216,7 @@ extension EchoEngine {
     /// Returns a connection whose socket is closed and whose operations are all complete.
     private func finish(_ connection: Connection) {
         connection.fd = -1
+        connection.attribution.store(0, ordering: .relaxed)
         connection.isOpen.store(false, ordering: .releasing)
         openCount.subtract(1, ordering: .relaxed)
         // Hand back the strand; a late close request (drain) is absorbed: fd < 0.

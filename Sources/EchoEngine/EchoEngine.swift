@@ -1,5 +1,6 @@
 import CIOURing
 import CompletionPort
+import EngineStats
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -26,8 +27,22 @@ public final class EchoEngine: @unchecked Sendable {
     /// The TCP port actually listened on (useful with `configuration.port` = 0).
     public let listenPort: UInt16
 
+    /// The stats ring: one frame per sampling period (`configuration.statsPeriodMilliseconds`).
+    public let stats: StatsRing
+    /// The thread that fills `stats`; its period can change while serving.
+    public let sampler: StatsSampler
+
     let listener: Listener
     let connections: ConnectionTable
+    let slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers)
+    /// CLOCK_MONOTONIC at start, in ns.
+    let startedNs = UInt64(CIOURing_now_ns())
+    /// Process CPU time at start, in ns: frames count CPU from here.
+    let startedCPUNs = EchoEngine.processCPUNanoseconds()
+    /// Per-slot tallies for the sampler's connection scan (sampler thread only).
+    let tally = UnsafeMutablePointer<Int>.allocate(capacity: 2 * EngineConfiguration.maxWorkers)
+    /// Guards `tally` (frames can be filled by the sampler and by `currentFrame` at once).
+    let tallyLock = Mutex<Void>(())
     private let workers = Mutex<[Worker]>([])
     private let nextWorkerID = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
@@ -58,8 +73,12 @@ public final class EchoEngine: @unchecked Sendable {
         guard configuration.maxConnections > 0, configuration.maxConnections <= 1 << 22 else {
             throw EngineError.invalidConfiguration("max connections must be between 1 and 4194304")
         }
-        guard configuration.workers >= 0, configuration.workers <= 4096 else {
-            throw EngineError.invalidConfiguration("workers must be between 0 and 4096")
+        guard configuration.workers >= 0, configuration.resolvedWorkers <= EngineConfiguration.maxWorkers else {
+            throw EngineError.invalidConfiguration("workers must be between 0 and \(EngineConfiguration.maxWorkers)")
+        }
+        guard configuration.statsHistoryFrames >= 2, configuration.statsHistoryFrames <= 100_000,
+              (50...60_000).contains(configuration.statsPeriodMilliseconds) else {
+            throw EngineError.invalidConfiguration("the stats period must be 50 to 60000 ms, the history 2 to 100000 frames")
         }
         guard configuration.concurrency >= 0, configuration.workMicroseconds >= 0,
               configuration.blockMicroseconds >= 0 else {
@@ -72,6 +91,15 @@ public final class EchoEngine: @unchecked Sendable {
         listenPort = listener.port
         connections = ConnectionTable(capacity: configuration.maxConnections,
                                       bufferSize: configuration.ioBufferSize)
+        stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers)
+        // Weak: the sampler must not keep a dropped engine alive (deinit stops it).
+        final class WeakEngine: @unchecked Sendable { weak var engine: EchoEngine? }
+        let reference = WeakEngine()
+        sampler = StatsSampler(ring: stats, periodNs: UInt64(configuration.statsPeriodMilliseconds) * 1_000_000) { frame in
+            guard let engine = reference.engine else { return false }
+            engine.fill(&frame)
+            return true
+        }
         do {
             // Two operations per connection, plus the accept and room for cancellations.
             port = try CompletionPort(concurrency: configuration.concurrency, backend: configuration.backend,
@@ -81,7 +109,9 @@ public final class EchoEngine: @unchecked Sendable {
             close(listener.fd)
             throw EngineError.port(error)
         }
-        for _ in 0..<configuration.resolvedWorkers { startWorker() }
+        reference.engine = self
+        for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
+        if configuration.countsWorkerActivity { sampler.start() }
         do {
             try port.acceptMultishot(on: listener.fd, context: 0)
         } catch {
@@ -91,25 +121,39 @@ public final class EchoEngine: @unchecked Sendable {
     }
 
     deinit {
+        sampler.stop()
         if !drained.load(ordering: .acquiring) { _ = drain(timeout: .seconds(5)) }
+        tally.deallocate()
     }
 
     // MARK: worker pool
 
     /// Starts one more worker thread on the port. Returns its id.
+    /// - Throws: `EngineError.tooManyWorkers` when `EngineConfiguration.maxWorkers` are alive,
+    ///   `EngineError.drained` after a drain.
     @discardableResult
     public func addWorker() throws(EngineError) -> Int {
         guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
-        return startWorker()
+        return try startWorker()
     }
 
-    @discardableResult
-    private func startWorker() -> Int {
-        let id = nextWorkerID.add(1, ordering: .relaxed).oldValue
-        let worker = Worker(id: id, engine: self)
-        workers.withLock { $0.append(worker) }
-        worker.start()
-        return id
+    private func startWorker() throws(EngineError) -> Int {
+        try workers.withLock { list throws(EngineError) -> Int in
+            // Forget workers that have exited (their slots keep their counters until reused).
+            list.removeAll { worker in
+                guard worker.hasExited else { return false }
+                worker.join()
+                return true
+            }
+            let id = nextWorkerID.add(1, ordering: .relaxed).oldValue
+            guard let slot = slots.claim(workerID: id, now: UInt64(CIOURing_now_ns())) else {
+                throw EngineError.tooManyWorkers(EngineConfiguration.maxWorkers)
+            }
+            let worker = Worker(id: id, slot: slot, engine: self)
+            list.append(worker)
+            worker.start()
+            return id
+        }
     }
 
     /// Posts one shutdown packet: whichever worker dequeues it finishes the packets it holds and
@@ -135,9 +179,6 @@ public final class EchoEngine: @unchecked Sendable {
     /// Workers currently alive (started and not exited).
     public var liveWorkers: Int { workers.withLock { $0.filter { !$0.hasExited }.count } }
 
-    /// Every worker's counters, including exited workers.
-    public var workerCounters: [WorkerCounters] { workers.withLock { $0.map(\.counters) } }
-
     /// Ids of workers that are alive.
     public var liveWorkerIDs: [Int] { workers.withLock { $0.filter { !$0.hasExited }.map(\.id) } }
 
@@ -145,12 +186,11 @@ public final class EchoEngine: @unchecked Sendable {
 
     /// Engine-wide totals right now.
     public var totals: EngineTotals {
+        let counts = slots.totals()
         var totals = EngineTotals()
-        for counters in workerCounters {
-            totals.completions &+= counters.completions
-            totals.bytesIn &+= counters.bytesIn
-            totals.bytesOut &+= counters.bytesOut
-        }
+        totals.completions = counts.completions
+        totals.bytesIn = counts.bytesIn
+        totals.bytesOut = counts.bytesOut
         totals.openConnections = openCount.load(ordering: .relaxed)
         totals.peakConnections = peakCount.load(ordering: .relaxed)
         totals.accepted = acceptedCount.load(ordering: .relaxed)
@@ -181,7 +221,7 @@ public final class EchoEngine: @unchecked Sendable {
             guard connection.isOpen.load(ordering: .acquiring) else { return }
             report.connectionsClosed += 1
             let bits = connection.arrive(Connection.closeArrived)
-            if bits != 0 { pump(connection, bits, counters: nil) }
+            if bits != 0 { pump(connection, bits, worker: nil) }
         }
         // 3. Wait until nothing is in flight (the workers deliver the cancellations).
         report.pendingAtStart = port.pendingOperations
@@ -209,6 +249,9 @@ public final class EchoEngine: @unchecked Sendable {
 
     /// Whether `drain` has started.
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Whether `drain` has finished.
+    public var isDrained: Bool { drained.load(ordering: .acquiring) }
 }
 
 /// Engine-wide counters at one moment.

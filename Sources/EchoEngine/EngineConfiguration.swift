@@ -21,6 +21,17 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// scope, so the port lets another worker run meanwhile).
     public var blockMicroseconds = 0
 
+    /// How often the sampler publishes a stats frame, in milliseconds (50 to 60000).
+    public var statsPeriodMilliseconds = 500
+    /// Frames of history the stats ring keeps (512 × 500 ms: over four minutes).
+    public var statsHistoryFrames = 512
+    /// Whether workers count their completions and time. Off only to measure what counting
+    /// costs: frames then show no per-worker activity.
+    public var countsWorkerActivity = true
+
+    /// Workers that can be alive at once (one counter slot each).
+    public static let maxWorkers = 256
+
     public init() {}
 
     /// `workers` with 0 resolved.

@@ -14,6 +14,8 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     case port(PortError)
     /// The engine has been drained; it no longer accepts commands.
     case drained
+    /// Every worker counter slot is taken by a live worker.
+    case tooManyWorkers(Int)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         case .listen(let address, let error): "cannot listen on \(address): \(error)"
         case .port(let error): "\(error)"
         case .drained: "the engine has been drained"
+        case .tooManyWorkers(let limit): "at most \(limit) workers can run at once"
         }
     }
 }

@@ -1,14 +1,19 @@
+import CIOURing
 import CompletionPort
+import EngineStats
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One worker thread: dequeues batches of completions and serves them until it dequeues a
-/// shutdown packet or the port closes.
+/// shutdown packet or the port closes. It records its activity in its own counter slot.
 final class Worker: @unchecked Sendable {
     let id: Int
-    let counters: WorkerCounters
+    /// This worker's counter slot; only this worker writes it.
+    let slot: WorkerSlot
+    /// False when the engine does not count worker activity (benchmarking the counters' cost).
+    let counts: Bool
     private unowned let engine: EchoEngine
     private var thread = pthread_t()
     private let exited = Atomic<Bool>(false)
@@ -20,10 +25,11 @@ final class Worker: @unchecked Sendable {
 
     static let batchSize = 64
 
-    init(id: Int, engine: EchoEngine) {
+    init(id: Int, slot: WorkerSlot, engine: EchoEngine) {
         self.id = id
+        self.slot = slot
         self.engine = engine
-        counters = WorkerCounters(id: id)
+        counts = engine.configuration.countsWorkerActivity
     }
 
     var hasExited: Bool { exited.load(ordering: .acquiring) }
@@ -45,21 +51,32 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Records a state change in the slot (once per dequeue, never per completion).
+    @inline(__always)
+    func enter(_ state: WorkerState) {
+        if counts { slot.enter(state, at: UInt64(CIOURing_now_ns())) }
+    }
+
     private func run() {
         let batch = UnsafeMutableBufferPointer<Completion>.allocate(capacity: Self.batchSize)
         batch.initialize(repeating: Completion(operation: .posted, result: 0, key: 0, context: 0))
         defer {
             batch.deallocate()
+            // The exit is always recorded: the slot can be reused only once it says `exited`.
+            slot.enter(.exited, at: UInt64(CIOURing_now_ns()))
             // releasing: the counters' last values happen before a reader that sees `exited`.
             exited.store(true, ordering: .releasing)
         }
         while true {
-            switch engine.port.dequeue(into: batch) {
+            enter(.waiting)
+            let result = engine.port.dequeue(into: batch)
+            switch result {
             case .portClosed:
                 return
             case .timeout:
                 continue
             case .completions(let count):
+                enter(.running)
                 var shutdownPackets = 0
                 for index in 0..<count {
                     if engine.handle(batch[index], worker: self) { shutdownPackets += 1 }

@@ -1,11 +1,59 @@
 import ArgumentParser
+import EchoEngine
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// `iocptop`: a completion-port echo engine, and the tools around it.
+/// `iocptop`: the completion-port echo engine with its live view — the dashboard in a
+/// terminal, or `--batch` tables (also what it prints when stdout is not a terminal).
 @main
 struct IOCPTop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iocptop",
-        abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll.",
+        abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll, watched live.",
+        discussion: "Without a subcommand: the engine and its live view. `iocptop serve` runs it headless.",
         subcommands: [ServeCommand.self]
     )
+
+    @OptionGroup var engine: EngineOptions
+
+    @Flag(help: "No dashboard: print a totals line and a worker table every interval, like `top -b`.")
+    var batch = false
+
+    @Flag(help: "With --batch: one JSON object per interval, one per line (schema in README.md).")
+    var json = false
+
+    @Option(help: "With --batch: stop after N intervals (0: until SIGINT/SIGTERM).")
+    var iterations = 0
+
+    @Option(name: .customLong("refresh-ms"), help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
+    var refreshMilliseconds = 500
+
+    func validate() throws {
+        guard iterations >= 0 else { throw ValidationError("--iterations must not be negative") }
+        guard (50...60_000).contains(refreshMilliseconds) else {
+            throw ValidationError("--refresh-ms must be between 50 and 60000")
+        }
+    }
+
+    func run() throws {
+        let toTerminal = isatty(STDOUT_FILENO) == 1
+        if !batch && !toTerminal {
+            printError("iocptop: stdout is not a terminal, printing --batch tables")
+        }
+        let signals = StopSignals()
+        var configuration = engine.engineConfiguration
+        configuration.statsPeriodMilliseconds = refreshMilliseconds
+        let server: EchoEngine
+        do {
+            server = try EchoEngine(configuration: configuration)
+        } catch {
+            printError("iocptop: \(error)")
+            throw ExitCode(1)
+        }
+        printError(ServeCommand.startLine(server))
+        BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+        let report = server.drain(timeout: .seconds(5))
+        printError("iocptop: \(report)")
+    }
 }

@@ -26,27 +26,28 @@ struct ServeCommand: ParsableCommand {
             printError("iocptop: \(error)")
             throw ExitCode(1)
         }
-        printLine(startLine(server))
+        printLine(Self.startLine(server))
         var previous = server.totals
         var previousTime = ContinuousClock.now
         let started = previousTime
         while true {
             if let signal = signals.wait(milliseconds: 1000) {
                 printLine("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), draining")
-                        break
+                break
             }
             guard !quiet else { continue }
             let now = ContinuousClock.now
             let totals = server.totals
             printLine(TotalsLine.format(totals, previous: previous, interval: now - previousTime, uptime: now - started))
-                previous = totals
+            previous = totals
             previousTime = now
         }
         let report = server.drain(timeout: .seconds(5))
         printLine("iocptop: \(report)")
     }
 
-    private func startLine(_ server: EchoEngine) -> String {
+    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C".
+    static func startLine(_ server: EchoEngine) -> String {
         let port = server.port
         var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency)"
         if let reason = port.fallbackReason { line += " (io_uring unavailable: \(reason))" }

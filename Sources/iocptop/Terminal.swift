@@ -3,7 +3,9 @@ import Glibc
 #endif
 
 /// Writes one line to standard output, unbuffered (lines appear at once in a pipe too).
-func printLine(_ message: String) {
+/// False when standard output is gone (a closed pipe).
+@discardableResult
+func printLine(_ message: String) -> Bool {
     writeLine(message, to: STDOUT_FILENO)
 }
 
@@ -12,17 +14,19 @@ func printError(_ message: String) {
     writeLine(message, to: STDERR_FILENO)
 }
 
-private func writeLine(_ message: String, to fd: CInt) {
+@discardableResult
+private func writeLine(_ message: String, to fd: CInt) -> Bool {
     var line = message
     line += "\n"
-    line.withUTF8 { bytes in
+    return line.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
+            if n <= 0 { return false }
             offset += n
         }
+        return true
     }
 }
 

@@ -1,6 +1,7 @@
 import CIOURing
 import CompletionPort
 @testable import EchoEngine
+import EngineStats
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -171,5 +172,69 @@ import Glibc
         configuration.bindAddress = "127.0.0.1"
         configuration.ioBufferSize = 1
         #expect(throws: EngineError.self) { try EchoEngine(configuration: configuration) }
+    }
+}
+
+/// What the engine publishes about itself, checked against real traffic.
+@Suite struct EngineStatsIntegrationTests {
+    @Test(arguments: availableBackends)
+    func countersMatchTheTrafficAndConnectionsAreAttributed(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 3)
+        defer { _ = engine.drain() }
+        // Idle connections stay open while we look at the attribution.
+        let idle = try (0..<10).map { _ in try connectClient(port: engine.listenPort) }
+        defer { idle.forEach { close($0) } }
+        #expect(eventually {
+            let frame = engine.currentFrame()
+            return frame.engine.openConnections == 10 && frame.workers.reduce(0) { $0 + $1.connections } == 10
+        })
+        // Each idle connection has its receive in flight, charged to the worker that armed it.
+        #expect(eventually { engine.currentFrame().workers.reduce(0) { $0 + $1.pending } == 10 })
+
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 50, messages: 200, maxLength: 2048)
+        #expect(outcome.mismatches == 0 && outcome.completedMessages == 50 * 200)
+        #expect(eventually { engine.currentFrame().engine.openConnections == 10 })
+        let frame = engine.currentFrame()
+        let totals = frame.totals
+        #expect(totals.bytesIn == UInt64(outcome.bytesEchoed))
+        #expect(totals.bytesOut == UInt64(outcome.bytesEchoed))
+        #expect(totals.accepts == 60)
+        #expect(totals.receives >= 50 * 200)
+        #expect(frame.workers.count == 3)
+        #expect(frame.workers.allSatisfy { $0.state == .waiting || $0.state == .running })
+        #expect(frame.workers.reduce(UInt64(0)) { $0 + $1.runningNs } > 0)
+    }
+
+    @Test func retiredWorkersStayVisibleAndTheirSlotsAreReused() throws {
+        let engine = try makeEngine(.auto, workers: 2)
+        defer { _ = engine.drain() }
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 8, messages: 100, maxLength: 512)
+        #expect(outcome.mismatches == 0)
+        // Quiet: every connection closed and its last completions served.
+        #expect(eventually { engine.currentFrame().engine.openConnections == 0 })
+        let before = engine.currentFrame().totals
+        #expect(try engine.retireWorker())
+        #expect(eventually { engine.currentFrame().workers(in: .exited) == 1 })
+        var frame = engine.currentFrame()
+        #expect(frame.workers.count == 2 && frame.liveWorkers == 1)
+        #expect(frame.totals.completions == before.completions + 1, "the shutdown packet is counted")
+        // Slots are reused only when no unused one is left: a new worker takes a fresh slot.
+        let added = try engine.addWorker()
+        frame = engine.currentFrame()
+        #expect(frame.workers.count == 3)
+        #expect(frame.workers.contains { $0.id == added && $0.state != .exited })
+        #expect(frame.totals.bytesIn == UInt64(outcome.bytesEchoed))
+    }
+
+    @Test func theSamplerPublishesFramesOnItsPeriod() throws {
+        let engine = try makeEngine(.auto, workers: 2) { $0.statsPeriodMilliseconds = 50 }
+        defer { _ = engine.drain() }
+        #expect(eventually { engine.stats.newest >= 3 })
+        let frames = engine.stats.recent(3)
+        #expect(frames.count == 3)
+        #expect(frames.allSatisfy { $0.workers.count == 2 })
+        #expect(zip(frames, frames.dropFirst()).allSatisfy { $1.uptimeNs > $0.uptimeNs })
+        engine.sampler.periodNs = 1_000_000_000
+        #expect(engine.sampler.periodNs == 1_000_000_000)
     }
 }

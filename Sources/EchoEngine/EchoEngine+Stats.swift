@@ -1,0 +1,70 @@
+import CIOURing
+import CompletionPort
+import EngineStats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension EchoEngine {
+    /// A frame sampled now, without publishing it (the sampler publishes one per period).
+    public func currentFrame() -> StatsFrame {
+        var frame = StatsFrame()
+        fill(&frame)
+        return frame
+    }
+
+    /// CPU time used by the whole process so far, in ns.
+    static func processCPUNanoseconds() -> UInt64 {
+        var cpu = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu)
+        return UInt64(cpu.tv_sec) &* 1_000_000_000 &+ UInt64(cpu.tv_nsec)
+    }
+
+    /// Fills a frame: every worker slot, the port's gauges, the engine's counters, and the
+    /// per-worker connection and pending-operation counts from one scan of the connection table.
+    ///
+    /// A worker's connections are the open connections whose strand it ran last; its pending
+    /// operations are the receives and sends in flight that it submitted. Both are computed
+    /// here, from the attribution each connection's owner publishes, so the hot path only
+    /// stores one word on a line it already owns.
+    func fill(_ frame: inout StatsFrame) {
+        let now = UInt64(CIOURing_now_ns())
+        frame.timestampNs = now
+        frame.uptimeNs = now &- startedNs
+        frame.processCPUNs = Self.processCPUNanoseconds() &- startedCPUNs
+        frame.retired = slots.sample(into: &frame.workers, now: now)
+
+        frame.port.queueDepth = port.queueDepth
+        frame.port.runningThreads = port.runningThreads
+        frame.port.concurrency = port.concurrency
+        frame.port.parkedThreads = port.parkedThreads
+        frame.port.pendingOperations = port.pendingOperations
+
+        frame.engine.openConnections = openCount.load(ordering: .relaxed)
+        frame.engine.peakConnections = peakCount.load(ordering: .relaxed)
+        frame.engine.accepted = acceptedCount.load(ordering: .relaxed)
+        frame.engine.refused = refusedCount.load(ordering: .relaxed)
+        frame.engine.closedByError = closedByErrorCount.load(ordering: .relaxed)
+        frame.engine.acceptErrors = acceptErrorCount.load(ordering: .relaxed)
+        frame.engine.draining = isDraining
+        frame.engine.drained = isDrained
+
+        let slotCount = EngineConfiguration.maxWorkers
+        tallyLock.withLock { _ in
+            let connectionsBySlot = tally, pendingBySlot = tally + slotCount
+            connectionsBySlot.update(repeating: 0, count: 2 * slotCount)
+            connections.forEachCreated { connection in
+                guard connection.isOpen.load(ordering: .relaxed) else { return }
+                let packed = connection.attribution.load(ordering: .relaxed)
+                let last = Int(packed & 0xFFFF), receive = Int(packed >> 16 & 0xFFFF), send = Int(packed >> 32 & 0xFFFF)
+                if last > 0 { connectionsBySlot[last - 1] += 1 }
+                if receive > 0 { pendingBySlot[receive - 1] += 1 }
+                if send > 0 { pendingBySlot[send - 1] += 1 }
+            }
+            for index in frame.workers.indices where frame.workers[index].state != .exited {
+                frame.workers[index].connections = connectionsBySlot[frame.workers[index].slot]
+                frame.workers[index].pending = pendingBySlot[frame.workers[index].slot]
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+/// One worker's activity between two frames.
+public struct WorkerRates: Sendable, Hashable {
+    public var slot = 0
+    public var id = 0
+    public var state: WorkerState = .unused
+    /// Share of the interval the worker was not waiting in dequeue (running or blocked), 0…100:
+    /// its saturation.
+    public var busyPercent = 0.0
+    public var completionsPerSecond = 0.0
+    public var bytesInPerSecond = 0.0
+    public var bytesOutPerSecond = 0.0
+    public var totalCompletions: UInt64 = 0
+    public var pending = 0
+    public var connections = 0
+    /// Time since its last completion at the current frame (nil: never had one).
+    public var sinceLastCompletionNs: UInt64?
+    /// For an exited worker, how long ago it exited.
+    public var exitedForNs: UInt64?
+
+    public init() {}
+}
+
+/// Rates and saturation derived from two frames (`previous` nil: since the start).
+public struct FrameRates: Sendable, Hashable {
+    public var intervalSeconds = 0.0
+    public var completionsPerSecond = 0.0
+    public var bytesInPerSecond = 0.0
+    public var bytesOutPerSecond = 0.0
+    /// Busy share of the live workers together, 0…100.
+    public var poolBusyPercent = 0.0
+    /// CPU used by the process over the interval, in percent of one core.
+    public var processCPUPercent = 0.0
+    public var workers: [WorkerRates] = []
+
+    public init() {}
+
+    public init(previous: StatsFrame?, current: StatsFrame) {
+        let start = previous ?? StatsFrame()
+        let elapsedNs = previous == nil ? current.uptimeNs : current.timestampNs &- start.timestampNs
+        intervalSeconds = Double(elapsedNs) / 1e9
+        let seconds = max(intervalSeconds, 1e-9)
+        let now = current.totals, before = start.totals
+        completionsPerSecond = Double(now.completions &- before.completions) / seconds
+        bytesInPerSecond = Double(now.bytesIn &- before.bytesIn) / seconds
+        bytesOutPerSecond = Double(now.bytesOut &- before.bytesOut) / seconds
+        processCPUPercent = Double(current.processCPUNs &- start.processCPUNs) / Double(max(elapsedNs, 1)) * 100
+
+        var busyNs: UInt64 = 0, totalNs: UInt64 = 0
+        workers.reserveCapacity(current.workers.count)
+        for worker in current.workers {
+            let earlier = start.workers.first { $0.slot == worker.slot && $0.id == worker.id } ?? WorkerSample()
+            var rates = WorkerRates()
+            rates.slot = worker.slot
+            rates.id = worker.id
+            rates.state = worker.state
+            let busy = (worker.runningNs &+ worker.blockedNs) &- (earlier.runningNs &+ earlier.blockedNs)
+            let total = busy &+ (worker.waitingNs &- earlier.waitingNs)
+            rates.busyPercent = total == 0 ? 0 : min(100, Double(busy) / Double(total) * 100)
+            if worker.state != .exited {
+                busyNs &+= busy
+                totalNs &+= total
+            }
+            rates.completionsPerSecond = Double(worker.counts.completions &- earlier.counts.completions) / seconds
+            rates.bytesInPerSecond = Double(worker.counts.bytesIn &- earlier.counts.bytesIn) / seconds
+            rates.bytesOutPerSecond = Double(worker.counts.bytesOut &- earlier.counts.bytesOut) / seconds
+            rates.totalCompletions = worker.counts.completions
+            rates.pending = worker.pending
+            rates.connections = worker.connections
+            if worker.lastCompletionNs > 0 {
+                rates.sinceLastCompletionNs = current.timestampNs > worker.lastCompletionNs ? current.timestampNs - worker.lastCompletionNs : 0
+            }
+            if worker.state == .exited {
+                rates.exitedForNs = current.timestampNs > worker.stateSinceNs ? current.timestampNs - worker.stateSinceNs : 0
+            }
+            workers.append(rates)
+        }
+        poolBusyPercent = totalNs == 0 ? 0 : Double(busyNs) / Double(totalNs) * 100
+    }
+}
+
+/// Series of rates over consecutive frames, oldest first, for sparklines.
+public struct RateHistory: Sendable, Hashable {
+    public var completionsPerSecond: [Double] = []
+    public var bytesInPerSecond: [Double] = []
+    public var bytesOutPerSecond: [Double] = []
+
+    public init() {}
+
+    /// Rates between each pair of consecutive frames (`frames` oldest first).
+    public init(frames: [StatsFrame]) {
+        guard frames.count >= 2 else { return }
+        for index in 1..<frames.count {
+            let a = frames[index - 1], b = frames[index]
+            let seconds = max(Double(b.timestampNs &- a.timestampNs) / 1e9, 1e-9)
+            let ta = a.totals, tb = b.totals
+            completionsPerSecond.append(Double(tb.completions &- ta.completions) / seconds)
+            bytesInPerSecond.append(Double(tb.bytesIn &- ta.bytesIn) / seconds)
+            bytesOutPerSecond.append(Double(tb.bytesOut &- ta.bytesOut) / seconds)
+        }
+    }
+}

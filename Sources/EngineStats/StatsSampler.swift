@@ -1,0 +1,88 @@
+import CIOURing
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A thread that fills a frame every period and publishes it to a `StatsRing`.
+///
+/// The first frame is published at once, then one per period on a drift-free schedule. The
+/// period can change while running (50 ms to 60 s). `stop()` wakes the thread at once (it
+/// sleeps on a futex, not in `sleep`) and joins it.
+public final class StatsSampler: @unchecked Sendable {
+    public let ring: StatsRing
+    private let fill: @Sendable (inout StatsFrame) -> Bool
+    /// 0 running, 1 stopping; the sampler thread sleeps on it.
+    private let stopWord = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    private let periodNsValue: Atomic<UInt64>
+    private var thread = pthread_t()
+    private let started = Atomic<Bool>(false)
+    private let joined = Mutex<Bool>(false)
+
+    /// Allowed sampling periods.
+    public static let periodRange: ClosedRange<UInt64> = 50_000_000...60_000_000_000
+
+    /// - Parameter fill: fills a frame (its `workers` array is reused between calls); returns
+    ///   false to skip publishing this time.
+    public init(ring: StatsRing, periodNs: UInt64 = 500_000_000, fill: @escaping @Sendable (inout StatsFrame) -> Bool) {
+        self.ring = ring
+        self.fill = fill
+        periodNsValue = Atomic(Self.clamp(periodNs))
+        stopWord.initialize(to: 0)
+    }
+
+    deinit {
+        stop()
+        stopWord.deallocate()
+    }
+
+    private static func clamp(_ period: UInt64) -> UInt64 {
+        min(max(period, periodRange.lowerBound), periodRange.upperBound)
+    }
+
+    /// The sampling period in ns.
+    public var periodNs: UInt64 {
+        get { periodNsValue.load(ordering: .relaxed) }
+        // relaxed: the sampler picks the new value up at its next wake-up; nothing else depends on it.
+        set { periodNsValue.store(Self.clamp(newValue), ordering: .relaxed) }
+    }
+
+    /// Starts the sampling thread (once).
+    public func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let sampler = Unmanaged<StatsSampler>.fromOpaque(raw!).takeRetainedValue()
+            sampler.run()
+            return nil
+        }, box)
+    }
+
+    /// Stops and joins the sampling thread. Idempotent.
+    public func stop() {
+        guard started.load(ordering: .relaxed) else { return }
+        // releasing store + wake: the thread re-checks the word after every wake-up or timeout.
+        CIOURing_futex_word_store(stopWord, 1)
+        CIOURing_futex_wake(stopWord)
+        joined.withLock { done in
+            guard !done else { return }
+            pthread_join(thread, nil)
+            done = true
+        }
+    }
+
+    private func run() {
+        var frame = StatsFrame()
+        frame.workers.reserveCapacity(ring.workerCapacity)
+        var deadline = UInt64(CIOURing_now_ns())
+        while CIOURing_futex_word_load(stopWord) == 0 {
+            if fill(&frame) { ring.publish(frame) }
+            let period = periodNs
+            deadline += period
+            let now = UInt64(CIOURing_now_ns())
+            // Fell behind by more than a period (the machine stalled): restart the schedule.
+            if deadline <= now { deadline = now + period }
+            _ = CIOURing_futex_wait(stopWord, 0, Int64(deadline - now))
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import CAtomicWords
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The table of worker counter slots: one 128-byte, 128-byte-aligned slot per worker.
+///
+/// Workers write only their own slot (`WorkerSlot`). The pool's control path claims a slot for
+/// each new worker; a slot whose worker has exited is reused only when no unused slot is left,
+/// oldest exit first, so an exited worker stays visible for a while. Before reuse, its counters
+/// are folded into `retired`, so engine totals never go backwards.
+///
+/// Claiming and sampling share one mutex (never taken by a worker): a sample can never see a
+/// slot half reset, nor count a worker both in `retired` and in its slot.
+public final class WorkerSlots: @unchecked Sendable {
+    /// How many workers can be alive at once.
+    public let capacity: Int
+    private let words: UnsafeMutablePointer<UInt64>
+    private let control = Mutex<WorkerCounts>(WorkerCounts())
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        let bytes = capacity * SlotWord.count * 8
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        words = raw.bindMemory(to: UInt64.self, capacity: capacity * SlotWord.count)
+    }
+
+    deinit { UnsafeMutableRawPointer(words).deallocate() }
+
+    private func base(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + index * SlotWord.count }
+
+    private func state(_ index: Int) -> WorkerState {
+        // acquiring: pairs with the worker's releasing sequence store after its last
+        // transition (to `exited`); its final counter stores are visible before we reuse them.
+        _ = AtomicWord_loadAcquire(base(index) + SlotWord.timeSequence)
+        return WorkerState(rawValue: AtomicWord_loadRelaxed(base(index) + SlotWord.state)) ?? .unused
+    }
+
+    /// A slot for a new worker with id `workerID`, starting in `waiting` at `now`, or nil when
+    /// `capacity` workers are alive. The worker thread must be started after this returns (thread
+    /// creation orders the reset before the worker's first store).
+    public func claim(workerID: Int, now: UInt64) -> WorkerSlot? {
+        control.withLock { retired -> WorkerSlot? in
+            // An unused slot if there is one, else the one whose worker exited first.
+            var chosen = (0..<capacity).first { state($0) == .unused }
+            if chosen == nil {
+                var oldestExit = UInt64.max
+                for index in 0..<capacity where state(index) == .exited {
+                    let since = AtomicWord_loadRelaxed(base(index) + SlotWord.stateSince)
+                    if since < oldestExit { oldestExit = since; chosen = index }
+                }
+            }
+            guard let index = chosen else { return nil }
+            let slot = base(index)
+            if state(index) == .exited { retired += counts(slot) }
+            // Relaxed stores: no reader looks at this slot without holding `control`, and the
+            // new worker starts after we return.
+            for word in 0..<SlotWord.count { AtomicWord_storeRelaxed(slot + word, 0) }
+            AtomicWord_storeRelaxed(slot + SlotWord.workerID, UInt64(workerID))
+            AtomicWord_storeRelaxed(slot + SlotWord.state, WorkerState.waiting.rawValue)
+            AtomicWord_storeRelaxed(slot + SlotWord.stateSince, now)
+            return WorkerSlot(index: index, words: slot)
+        }
+    }
+
+    private func counts(_ slot: UnsafeMutablePointer<UInt64>) -> WorkerCounts {
+        // relaxed: each counter is monotonic and read on its own.
+        var counts = WorkerCounts()
+        counts.accepts = AtomicWord_loadRelaxed(slot + SlotWord.accepts)
+        counts.receives = AtomicWord_loadRelaxed(slot + SlotWord.receives)
+        counts.sends = AtomicWord_loadRelaxed(slot + SlotWord.sends)
+        counts.posted = AtomicWord_loadRelaxed(slot + SlotWord.posted)
+        counts.bytesIn = AtomicWord_loadRelaxed(slot + SlotWord.bytesIn)
+        counts.bytesOut = AtomicWord_loadRelaxed(slot + SlotWord.bytesOut)
+        return counts
+    }
+
+    /// Reads every claimed slot at `now` into `workers` (cleared first; its capacity is reused)
+    /// and returns the counts of workers whose slots were reused. Time in the current state so
+    /// far is included in that state's total.
+    public func sample(into workers: inout [WorkerSample], now: UInt64) -> WorkerCounts {
+        control.withLock { retired -> WorkerCounts in
+            workers.removeAll(keepingCapacity: true)
+            for index in 0..<capacity {
+                let slot = base(index)
+                var sample = WorkerSample()
+                readTimes(slot, into: &sample)
+                guard sample.state != .unused else { continue }
+                sample.slot = index
+                sample.id = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(slot + SlotWord.workerID))
+                sample.counts = counts(slot)
+                if sample.state != .exited, now > sample.stateSinceNs {
+                    let current = now - sample.stateSinceNs
+                    switch sample.state {
+                    case .running: sample.runningNs &+= current
+                    case .waiting: sample.waitingNs &+= current
+                    case .blocked: sample.blockedNs &+= current
+                    default: break
+                    }
+                }
+                workers.append(sample)
+            }
+            return retired
+        }
+    }
+
+    /// Counts of every worker that ever had a slot here.
+    public func totals() -> WorkerCounts {
+        control.withLock { retired in
+            (0..<capacity).reduce(retired) { $0 + counts(base($1)) }
+        }
+    }
+
+    /// The time fields of one slot, consistent with one transition (see `WorkerSlot.enter`).
+    private func readTimes(_ slot: UnsafeMutablePointer<UInt64>, into sample: inout WorkerSample) {
+        var attempts = 0
+        while true {
+            // acquiring: pairs with the releasing even store that ends a transition.
+            let before = AtomicWord_loadAcquire(slot + SlotWord.timeSequence)
+            if before & 1 == 0 {
+                sample.state = WorkerState(rawValue: AtomicWord_loadRelaxed(slot + SlotWord.state)) ?? .unused
+                sample.stateSinceNs = AtomicWord_loadRelaxed(slot + SlotWord.stateSince)
+                sample.runningNs = AtomicWord_loadRelaxed(slot + SlotWord.runningNs)
+                sample.waitingNs = AtomicWord_loadRelaxed(slot + SlotWord.waitingNs)
+                sample.blockedNs = AtomicWord_loadRelaxed(slot + SlotWord.blockedNs)
+                sample.lastCompletionNs = AtomicWord_loadRelaxed(slot + SlotWord.lastCompletion)
+                // acquiring fence: the loads above are ordered before the re-check; if any of
+                // them saw a store of a newer transition, the re-check sees its odd sequence.
+                AtomicWord_fenceAcquire()
+                if AtomicWord_loadRelaxed(slot + SlotWord.timeSequence) == before { return }
+            }
+            attempts += 1
+            // The worker is mid-transition (a few stores); if it was preempted there, let it run.
+            if attempts % 64 == 0 { sched_yield() }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import EngineStats
+
+/// What the batch printer knows about the engine besides its frames.
+struct EngineIdentity {
+    var backend: String
+    var address: String
+}
+
+/// One `--batch` block: a totals line and a worker table (text), or one JSON object.
+struct BatchReport {
+    let identity: EngineIdentity
+    let frame: StatsFrame
+    let rates: FrameRates
+
+    // MARK: text
+
+    var text: String {
+        let totals = frame.totals
+        var lines: [String] = []
+        let states = "\(frame.workers(in: .running)) running, \(frame.workers(in: .waiting)) waiting, \(frame.workers(in: .blocked)) blocked"
+        lines.append("iocptop - up \(Format.uptime(frame.uptimeNs)) · \(identity.backend) · \(identity.address)"
+            + " · workers \(frame.liveWorkers) (\(states)) · port \(frame.port.runningThreads)/\(frame.port.concurrency) running,"
+            + " queue \(frame.port.queueDepth), pending \(frame.port.pendingOperations)"
+            + " · busy \(Format.fixed(rates.poolBusyPercent))% · cpu \(Format.fixed(rates.processCPUPercent))%"
+            + (frame.engine.drained ? " · drained" : frame.engine.draining ? " · draining" : ""))
+        lines.append("connections \(frame.engine.openConnections) open, \(frame.engine.peakConnections) peak,"
+            + " \(frame.engine.accepted) accepted, \(frame.engine.refused) refused, \(frame.engine.closedByError) errors"
+            + (frame.engine.acceptErrors > 0 ? ", \(frame.engine.acceptErrors) accept failures" : "")
+            + " · \(Format.rate(rates.completionsPerSecond)) completions/s (\(totals.completions) total)"
+            + " · in \(Format.fixed(rates.bytesInPerSecond / 1e6)) MB/s · out \(Format.fixed(rates.bytesOutPerSecond / 1e6)) MB/s")
+        lines.append("")
+        lines.append(Self.header)
+        for worker in rates.workers {
+            lines.append(Self.pad(String(worker.id), 5) + "  " + worker.state.description.padding(7)
+                + Self.pad(Format.fixed(worker.busyPercent), 7)
+                + Self.pad(Format.rate(worker.completionsPerSecond), 9)
+                + Self.pad(String(worker.totalCompletions), 12)
+                + Self.pad(Format.fixed(worker.bytesInPerSecond / 1e6, decimals: 2), 9)
+                + Self.pad(Format.fixed(worker.bytesOutPerSecond / 1e6, decimals: 2), 9)
+                + Self.pad(String(worker.pending), 8)
+                + Self.pad(String(worker.connections), 7))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static let header = "   ID  STATE    BUSY%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS"
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+
+    // MARK: JSON
+
+    /// The stable schema documented in README.md.
+    var json: String {
+        let totals = frame.totals
+        var line = JSONLine()
+        line.add("frame", frame.number)
+        line.add("uptime_s", Double(frame.uptimeNs) / 1e9, decimals: 3)
+        line.add("interval_s", rates.intervalSeconds, decimals: 3)
+        line.add("backend", identity.backend)
+        line.add("address", identity.address)
+        line.add("workers_live", frame.liveWorkers)
+        line.add("workers_running", frame.workers(in: .running))
+        line.add("workers_waiting", frame.workers(in: .waiting))
+        line.add("workers_blocked", frame.workers(in: .blocked))
+        line.add("port_running", frame.port.runningThreads)
+        line.add("concurrency", frame.port.concurrency)
+        line.add("queue_depth", frame.port.queueDepth)
+        line.add("parked", frame.port.parkedThreads)
+        line.add("pending", frame.port.pendingOperations)
+        line.add("busy_pct", rates.poolBusyPercent)
+        line.add("cpu_pct", rates.processCPUPercent)
+        line.add("connections_open", frame.engine.openConnections)
+        line.add("connections_peak", frame.engine.peakConnections)
+        line.add("accepted", frame.engine.accepted)
+        line.add("refused", frame.engine.refused)
+        line.add("closed_by_error", frame.engine.closedByError)
+        line.add("accept_errors", frame.engine.acceptErrors)
+        line.add("completions", totals.completions)
+        line.add("completions_per_s", rates.completionsPerSecond)
+        line.add("bytes_in", totals.bytesIn)
+        line.add("bytes_out", totals.bytesOut)
+        line.add("mb_in_per_s", rates.bytesInPerSecond / 1e6, decimals: 3)
+        line.add("mb_out_per_s", rates.bytesOutPerSecond / 1e6, decimals: 3)
+        line.add("draining", frame.engine.draining)
+        line.add("drained", frame.engine.drained)
+        line.add("workers", objects: zip(rates.workers, frame.workers).map { worker, sample in
+            var object = JSONLine()
+            object.add("id", worker.id)
+            object.add("slot", worker.slot)
+            object.add("state", worker.state.description)
+            object.add("busy_pct", worker.busyPercent)
+            object.add("completions_per_s", worker.completionsPerSecond)
+            object.add("completions", worker.totalCompletions)
+            object.add("accepts", sample.counts.accepts)
+            object.add("receives", sample.counts.receives)
+            object.add("sends", sample.counts.sends)
+            object.add("posted", sample.counts.posted)
+            object.add("mb_in_per_s", worker.bytesInPerSecond / 1e6, decimals: 3)
+            object.add("mb_out_per_s", worker.bytesOutPerSecond / 1e6, decimals: 3)
+            object.add("pending", worker.pending)
+            object.add("connections", worker.connections)
+            return object
+        })
+        return line.string
+    }
+}
+
+extension String {
+    /// Left-aligned in `width` columns.
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

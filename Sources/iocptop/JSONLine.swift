@@ -1,0 +1,66 @@
+/// Builds one JSON object on one line, keys in the order they are added (a stable schema
+/// reads better in a log than sorted keys).
+struct JSONLine {
+    private var text = "{"
+    private var first = true
+
+    private mutating func key(_ name: String) {
+        if !first { text += "," }
+        first = false
+        text += "\"\(name)\":"
+    }
+
+    mutating func add(_ name: String, _ value: Int) { key(name); text += String(value) }
+    mutating func add(_ name: String, _ value: UInt64) { key(name); text += String(value) }
+    mutating func add(_ name: String, _ value: Bool) { key(name); text += value ? "true" : "false" }
+    mutating func add(_ name: String, _ value: String) { key(name); text += Self.quoted(value) }
+
+    /// A number with at most `decimals` decimals (no exponent, no NaN: JSON has neither).
+    mutating func add(_ name: String, _ value: Double, decimals: Int = 1) {
+        key(name)
+        text += Self.number(value, decimals: decimals)
+    }
+
+    mutating func add(_ name: String, objects: [JSONLine]) {
+        key(name)
+        text += "[" + objects.map(\.string).joined(separator: ",") + "]"
+    }
+
+    var string: String { text + "}" }
+
+    static func number(_ value: Double, decimals: Int) -> String {
+        guard value.isFinite else { return "0" }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (value * scale).rounded()
+        guard abs(scaled) < 9e15 else { return String(Int64(value.rounded())) }
+        let whole = Int64(scaled)
+        guard decimals > 0 else { return String(whole) }
+        let sign = whole < 0 ? "-" : ""
+        let magnitude = whole.magnitude
+        let divisor = UInt64(scale)
+        var fraction = String(magnitude % divisor)
+        while fraction.count < decimals { fraction = "0" + fraction }
+        return "\(sign)\(magnitude / divisor).\(fraction)"
+    }
+
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
