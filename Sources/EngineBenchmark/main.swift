@@ -1,6 +1,7 @@
 // iocptop-engine-bench: the echo engine under a simple in-process load, per backend.
 //
 //   swift run -c release iocptop-engine-bench [--seconds S] [--churn N]
+//   swift run -c release iocptop-engine-bench --stats [--seconds S] [--rounds R]
 //
 // For each backend, an engine with the default workers (2 × CPUs, concurrency = CPUs) and one
 // epoll client thread keeping one message in flight per connection, at 1, 100 and 1000
@@ -22,6 +23,8 @@ import Glibc
 struct Options {
     var seconds = 3.0
     var churn = 100_000
+    var stats = false
+    var rounds = 5
 }
 
 func parseOptions() -> Options {
@@ -35,6 +38,11 @@ func parseOptions() -> Options {
         case "--churn":
             guard let value = arguments.popFirst().flatMap(Int.init), value >= 0 else { usage() }
             options.churn = value
+        case "--stats":
+            options.stats = true
+        case "--rounds":
+            guard let value = arguments.popFirst().flatMap(Int.init), value > 0 else { usage() }
+            options.rounds = value
         default:
             usage()
         }
@@ -43,7 +51,7 @@ func parseOptions() -> Options {
 }
 
 func usage() -> Never {
-    print("usage: iocptop-engine-bench [--seconds S] [--churn N]")
+    print("usage: iocptop-engine-bench [--seconds S] [--churn N] | --stats [--seconds S] [--rounds R]")
     exit(2)
 }
 
@@ -150,6 +158,10 @@ func churn(port: UInt16, cycles: Int) -> Int {
 }
 
 let options = parseOptions()
+if options.stats {
+    StatsCost.run(seconds: options.seconds, rounds: options.rounds)
+    exit(0)
+}
 print("iocptop-engine-bench: \(options.seconds) s per figure, \(CompletionPort.onlineCPUs) online CPUs")
 print("backend   conns   size   round trips/s      MB/s   p50 µs   p99 µs")
 for backend in [BackendChoice.ioURing, .epoll] {
