@@ -11,9 +11,11 @@ let package = Package(
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
         .library(name: "EchoEngine", targets: ["EchoEngine"]),
         .library(name: "EngineStats", targets: ["EngineStats"]),
+        .library(name: "LoadGen", targets: ["LoadGen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
@@ -21,10 +23,11 @@ let package = Package(
         .target(name: "CAtomicWords"),
         .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing"]),
         .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
+        .target(name: "LoadGen", dependencies: ["CIOURing", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "CompletionPort",
+            "EchoEngine", "EngineStats", "CompletionPort", "LoadGen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
@@ -32,6 +35,7 @@ let package = Package(
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback"]),
     ]

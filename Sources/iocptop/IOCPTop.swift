@@ -4,18 +4,28 @@ import EchoEngine
 import Glibc
 #endif
 
-/// `iocptop`: the completion-port echo engine with its live view — the dashboard in a
-/// terminal, or `--batch` tables (also what it prints when stdout is not a terminal).
+/// `iocptop`: the completion-port echo engine, its live view, and its load generator.
 @main
 struct IOCPTop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iocptop",
         abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll, watched live.",
-        discussion: "Without a subcommand: the engine and its live view. `iocptop serve` runs it headless.",
-        subcommands: [ServeCommand.self]
+        discussion: "Without a subcommand, `iocptop` runs `iocptop top`: the engine and its dashboard.",
+        subcommands: [TopCommand.self, ServeCommand.self, LoadCommand.self],
+        defaultSubcommand: TopCommand.self
+    )
+}
+
+/// `iocptop` / `iocptop top`: the engine with its live view — the dashboard in a terminal, or
+/// `--batch` tables (also what it prints when stdout is not a terminal).
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "The engine and its dashboard (the default), or --batch tables."
     )
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var loadOptions: LoadOptions
 
     @Flag(help: "No dashboard: print a totals line and a worker table every interval, like `top -b`.")
     var batch = false
@@ -52,7 +62,11 @@ struct IOCPTop: ParsableCommand {
             throw ExitCode(1)
         }
         printError(ServeCommand.startLine(server))
-        BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+        let load = loadOptions.builtInLoad(for: server)
+        if loadOptions.startIfAsked(load) {
+            BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+        }
+        load.stop()
         let report = server.drain(timeout: .seconds(5))
         printError("iocptop: \(report)")
     }

@@ -26,6 +26,11 @@ struct JSONLine {
         text += "[" + objects.map(\.string).joined(separator: ",") + "]"
     }
 
+    mutating func add(_ name: String, object: JSONLine) {
+        key(name)
+        text += object.string
+    }
+
     var string: String { text + "}" }
 
     static func number(_ value: Double, decimals: Int) -> String {

@@ -13,6 +13,7 @@ struct ServeCommand: ParsableCommand {
     )
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var loadOptions: LoadOptions
 
     @Flag(help: "Print only the start and drain lines, not the per-second totals.")
     var quiet = false
@@ -27,6 +28,12 @@ struct ServeCommand: ParsableCommand {
             throw ExitCode(1)
         }
         printLine(Self.startLine(server))
+        let load = loadOptions.builtInLoad(for: server)
+        defer { load.stop() }
+        guard loadOptions.startIfAsked(load) else {
+            _ = server.drain(timeout: .seconds(5))
+            throw ExitCode(1)
+        }
         var previous = server.totals
         var previousTime = ContinuousClock.now
         let started = previousTime
@@ -42,6 +49,7 @@ struct ServeCommand: ParsableCommand {
             previous = totals
             previousTime = now
         }
+        load.stop()
         let report = server.drain(timeout: .seconds(5))
         printLine("iocptop: \(report)")
     }

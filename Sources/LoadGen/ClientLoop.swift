@@ -1,0 +1,252 @@
+import CIOURing
+import Histogram
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client thread: drives its share of the connections with one epoll instance.
+///
+/// Per connection it keeps up to `pipeline` messages outstanding, writes them (several per
+/// `writev` when pipelined), reads whatever arrives, compares every byte with what was sent,
+/// and records each message's round trip in an HdrHistogram when its last byte comes back.
+/// Nothing is allocated per message; the progress counters are single-writer atomics that
+/// other threads read live.
+final class ClientLoop: @unchecked Sendable {
+    /// One connection's state; owned by this thread.
+    struct Connection {
+        var fd: CInt
+        /// Index among all connections (selects its payload slices).
+        var index: Int
+        var started: UInt64 = 0
+        var completed: UInt64 = 0
+        var bytesSent = 0
+        var bytesReceived = 0
+        var open = true
+        var wantsWrite = false
+        var mismatched = false
+    }
+
+    private var connections: [Connection]
+    private let pattern: PayloadPattern
+    private let configuration: LoadConfiguration
+    private let control: RunControl
+    /// Send times of outstanding messages: `pipeline` per connection.
+    private let sentAt: UnsafeMutablePointer<Int64>
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 64)
+    private let epoll: CInt
+    private var thread = pthread_t()
+
+    // Live progress, written only by this thread. relaxed: each is read on its own, for display.
+    let messagesDone = Atomic<UInt64>(0)
+    let bytesDone = Atomic<UInt64>(0)
+    let errorCount = Atomic<Int>(0)
+    let openConnections = Atomic<Int>(0)
+    let finished = Atomic<Bool>(false)
+
+    // Read after the thread is joined.
+    private(set) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    private(set) var errors: [String: Int] = [:]
+    private(set) var mismatches = 0
+    private(set) var startedNs: Int64 = 0
+    private(set) var endedNs: Int64 = 0
+
+    init(sockets: [(fd: CInt, index: Int)], pattern: PayloadPattern, configuration: LoadConfiguration,
+         control: RunControl) {
+        connections = sockets.map { Connection(fd: $0.fd, index: $0.index) }
+        self.pattern = pattern
+        self.configuration = configuration
+        self.control = control
+        sentAt = .allocate(capacity: max(1, sockets.count * configuration.pipeline))
+        epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
+        openConnections.store(sockets.count, ordering: .relaxed)
+        for slot in connections.indices {
+            var event = epoll_event(events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, data: epoll_data_t(u64: UInt64(slot)))
+            epoll_ctl(epoll, EPOLL_CTL_ADD, connections[slot].fd, &event)
+        }
+    }
+
+    deinit {
+        for connection in connections where connection.open { close(connection.fd) }
+        close(epoll)
+        sentAt.deallocate()
+        scratch.deallocate()
+    }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let loop = Unmanaged<ClientLoop>.fromOpaque(raw!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box)
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    /// Connections this thread was given.
+    var connectionCount: Int { connections.count }
+
+    private func record(_ kind: String) {
+        errors[kind, default: 0] += 1
+        errorCount.store(errorCount.load(ordering: .relaxed) + 1, ordering: .relaxed)
+    }
+
+    private func run() {
+        startedNs = monotonicNanoseconds()
+        let deadline = configuration.duration.map { startedNs + Int64($0 * 1e9) } ?? Int64.max
+        let ratePerNs = configuration.rate.map { $0 / Double(configuration.threads) / 1e9 }
+        var startedTotal: UInt64 = 0
+        var budgetExhausted = false
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        defer {
+            endedNs = monotonicNanoseconds()
+            finished.store(true, ordering: .releasing)
+        }
+        while !control.stopRequested {
+            let now = monotonicNanoseconds()
+            if now >= deadline { return }
+            // Start new messages where the pipeline has room (and the rate and budget allow).
+            var allowance = Int.max
+            if let ratePerNs {
+                allowance = max(0, Int(Double(now - startedNs) * ratePerNs) + 1 - Int(startedTotal))
+            }
+            var outstanding = 0
+            for slot in connections.indices where connections[slot].open {
+                while allowance > 0, !budgetExhausted,
+                      connections[slot].started - connections[slot].completed < UInt64(configuration.pipeline) {
+                    if !control.takeMessage() {
+                        budgetExhausted = true
+                        break
+                    }
+                    let message = connections[slot].started
+                    sentAt[slot * configuration.pipeline + Int(message % UInt64(configuration.pipeline))] = now
+                    connections[slot].started += 1
+                    startedTotal += 1
+                    allowance -= 1
+                }
+                if connections[slot].bytesSent < Int(connections[slot].started) * pattern.messageSize {
+                    write(slot)
+                }
+                outstanding += Int(connections[slot].started - connections[slot].completed)
+            }
+            if budgetExhausted && outstanding == 0 { return }
+            if openConnections.load(ordering: .relaxed) == 0 { return }
+            // Wait for echoes; wake for the deadline, the next rate token, and stop requests.
+            var timeout = 100
+            if deadline != Int64.max { timeout = min(timeout, Int(max(0, deadline - now) / 1_000_000) + 1) }
+            if ratePerNs != nil && allowance == 0 { timeout = min(timeout, 1) }
+            let ready = epoll_wait(epoll, &events, CInt(events.count), CInt(timeout))
+            for index in 0..<max(0, Int(ready)) {
+                let slot = Int(events[index].data.u64)
+                guard connections[slot].open else { continue }
+                if events[index].events & EPOLLOUT.rawValue != 0 { write(slot) }
+                if events[index].events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+                    read(slot)
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued for `slot`, up to 16 messages per call.
+    private func write(_ slot: Int) {
+        let size = pattern.messageSize
+        let queued = Int(connections[slot].started) * size
+        var vectors = (iovec(), iovec(), iovec(), iovec(), iovec(), iovec(), iovec(), iovec(),
+                       iovec(), iovec(), iovec(), iovec(), iovec(), iovec(), iovec(), iovec())
+        while connections[slot].bytesSent < queued {
+            let count = withUnsafeMutableBytes(of: &vectors) { raw -> Int in
+                let vector = raw.bindMemory(to: iovec.self)
+                var offset = connections[slot].bytesSent
+                var used = 0
+                while offset < queued && used < vector.count {
+                    let message = UInt64(offset / size), within = offset % size
+                    let start = pattern.start(connection: connections[slot].index, message: message)
+                    vector[used] = iovec(iov_base: pattern.bytes.baseAddress! + start + within, iov_len: size - within)
+                    offset += size - within
+                    used += 1
+                }
+                let n = writev(connections[slot].fd, vector.baseAddress, CInt(used))
+                return n
+            }
+            if count > 0 {
+                connections[slot].bytesSent += count
+                continue
+            }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                setWriteInterest(slot, true)
+                return
+            }
+            fail(slot, errno == EPIPE ? "server closed the connection" : Connector.describe(errno))
+            return
+        }
+        setWriteInterest(slot, false)
+    }
+
+    private func setWriteInterest(_ slot: Int, _ wanted: Bool) {
+        guard connections[slot].wantsWrite != wanted else { return }
+        connections[slot].wantsWrite = wanted
+        var event = epoll_event(events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (wanted ? EPOLLOUT.rawValue : 0),
+                                data: epoll_data_t(u64: UInt64(slot)))
+        epoll_ctl(epoll, EPOLL_CTL_MOD, connections[slot].fd, &event)
+    }
+
+    /// Reads what arrived on `slot` and checks it byte for byte.
+    private func read(_ slot: Int) {
+        let size = pattern.messageSize
+        while connections[slot].open {
+            let n = Glibc.read(connections[slot].fd, scratch.baseAddress, scratch.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if n < 0 {
+                fail(slot, errno == ECONNRESET ? "connection reset by the server" : Connector.describe(errno))
+                return
+            }
+            if n == 0 {
+                fail(slot, "server closed the connection")
+                return
+            }
+            let now = monotonicNanoseconds()
+            var consumed = 0
+            while consumed < n {
+                let received = connections[slot].bytesReceived
+                guard received < connections[slot].bytesSent else {
+                    // More bytes than were sent: the echo is not an echo.
+                    if !connections[slot].mismatched { mismatches += 1; connections[slot].mismatched = true }
+                    fail(slot, "more bytes echoed than sent")
+                    return
+                }
+                let message = UInt64(received / size), within = received % size
+                let chunk = min(size - within, n - consumed, connections[slot].bytesSent - received)
+                let start = pattern.start(connection: connections[slot].index, message: message)
+                if memcmp(scratch.baseAddress! + consumed, pattern.bytes.baseAddress! + start + within, chunk) != 0 {
+                    if !connections[slot].mismatched {
+                        mismatches += 1
+                        connections[slot].mismatched = true
+                    }
+                }
+                consumed += chunk
+                connections[slot].bytesReceived += chunk
+                if within + chunk == size {
+                    let sent = sentAt[slot * configuration.pipeline + Int(message % UInt64(configuration.pipeline))]
+                    histogram.record(UInt64(max(1, now - sent)))
+                    connections[slot].completed += 1
+                    connections[slot].mismatched = false
+                    messagesDone.store(messagesDone.load(ordering: .relaxed) + 1, ordering: .relaxed)
+                    bytesDone.store(bytesDone.load(ordering: .relaxed) + UInt64(size), ordering: .relaxed)
+                }
+            }
+            if n < scratch.count { return }
+        }
+    }
+
+    private func fail(_ slot: Int, _ kind: String) {
+        guard connections[slot].open else { return }
+        record(kind)
+        connections[slot].open = false
+        epoll_ctl(epoll, EPOLL_CTL_DEL, connections[slot].fd, nil)
+        close(connections[slot].fd)
+        openConnections.store(openConnections.load(ordering: .relaxed) - 1, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,66 @@
+/// What `LoadGenerator` does: N echo connections, each keeping `pipeline` messages of
+/// `messageSize` bytes outstanding, until `duration` or `messages` is reached or it is stopped.
+public struct LoadConfiguration: Sendable, Hashable {
+    /// Host name or IPv4 address of the echo server.
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 5150
+    public var connections = 64
+    /// Bytes per message.
+    public var messageSize = 128
+    /// Messages outstanding per connection (1: ping-pong).
+    public var pipeline = 1
+    /// Client threads; connections are spread over them.
+    public var threads = 1
+    /// Stop after this many seconds (nil: no time limit).
+    public var duration: Double?
+    /// Stop after this many messages in all, once they are all echoed (nil: no count limit).
+    public var messages: Int?
+    /// Messages per second over all connections (nil: as fast as the server echoes).
+    public var rate: Double?
+    /// How long connecting may take, in seconds.
+    public var connectTimeout = 5.0
+
+    public init() {}
+
+    /// Why this configuration cannot run, or nil.
+    public var problem: String? {
+        if connections < 1 || connections > 1_000_000 { return "connections must be between 1 and 1000000" }
+        if messageSize < 1 || messageSize > 16 << 20 { return "the message size must be between 1 byte and 16 MiB" }
+        if pipeline < 1 || pipeline > 4096 { return "the pipeline depth must be between 1 and 4096" }
+        if threads < 1 || threads > 256 { return "threads must be between 1 and 256" }
+        if let duration, !(duration > 0) { return "the duration must be positive" }
+        if let messages, messages < 1 { return "the message count must be positive" }
+        if let rate, !(rate > 0) { return "the rate must be positive" }
+        if !(connectTimeout > 0) { return "the connect timeout must be positive" }
+        return nil
+    }
+}
+
+/// Why a load run could not start.
+public enum LoadError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    /// The host name does not resolve to an IPv4 address.
+    case unresolvable(String)
+    /// Not one connection could be made; the failures by kind.
+    case noConnection(host: String, port: UInt16, failures: [ErrorCount])
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let what): "invalid load: \(what)"
+        case .unresolvable(let host): "cannot resolve \(host) to an IPv4 address"
+        case .noConnection(let host, let port, let failures):
+            "cannot connect to \(host):\(port): " + failures.map { "\($0.count) × \($0.kind)" }.joined(separator: ", ")
+        }
+    }
+}
+
+/// How many times one kind of error happened.
+public struct ErrorCount: Sendable, Hashable {
+    public var kind: String
+    public var count: Int
+
+    public init(kind: String, count: Int) {
+        self.kind = kind
+        self.count = count
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import LoadGen
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `iocptop load`: the echo load generator against any host:port.
+struct LoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Drive an echo server: N connections, verified echoes, round-trip latency.",
+        discussion: "Exit status 0 when every connection was made and every byte came back as sent, 1 otherwise."
+    )
+
+    @Option(help: "Echo server host (name or IPv4 address).")
+    var host = "127.0.0.1"
+
+    @Option(help: "Echo server TCP port.")
+    var port: UInt16 = 5150
+
+    @Option(help: "Connections to open.")
+    var connections = 64
+
+    @Option(help: "Bytes per message.")
+    var size = 128
+
+    @Option(help: "Messages outstanding per connection (1: ping-pong).")
+    var pipeline = 1
+
+    @Option(help: "Seconds to run (default 10 unless --messages is given).")
+    var duration: Double?
+
+    @Option(help: "Messages to send in all; the run ends when they are all echoed.")
+    var messages: Int?
+
+    @Option(help: "Messages per second over all connections (default: as fast as the server echoes).")
+    var rate: Double?
+
+    @Option(help: "Client threads.")
+    var threads = 1
+
+    @Option(name: .customLong("connect-timeout"), help: "Seconds allowed for connecting.")
+    var connectTimeout = 5.0
+
+    @Flag(help: "Print the summary as one JSON object (progress goes to stderr).")
+    var json = false
+
+    private var loadConfiguration: LoadConfiguration {
+        var configuration = LoadConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.connections = connections
+        configuration.messageSize = size
+        configuration.pipeline = pipeline
+        configuration.duration = duration ?? (messages == nil ? 10 : nil)
+        configuration.messages = messages
+        configuration.rate = rate
+        configuration.threads = threads
+        configuration.connectTimeout = connectTimeout
+        return configuration
+    }
+
+    func validate() throws {
+        if let problem = loadConfiguration.problem { throw ValidationError(problem) }
+    }
+
+    func run() throws {
+        let signals = StopSignals()
+        let configuration = loadConfiguration
+        let generator: LoadGenerator
+        let connected: Int
+        let failures: [ErrorCount]
+        do {
+            generator = try LoadGenerator(configuration: configuration)
+            (connected, failures) = try generator.start()
+        } catch {
+            printError("iocptop load: \(error)")
+            throw ExitCode(1)
+        }
+        var line = "iocptop load: \(host):\(port) · \(connected)/\(connections) connected · \(size) B × pipeline \(pipeline)"
+        if !failures.isEmpty { line += " · failed: " + failures.map { "\($0.count) × \($0.kind)" }.joined(separator: ", ") }
+        progressLine(line)
+        var previous = LoadProgress()
+        var elapsed = 0
+        while !generator.isFinished {
+            if let signal = signals.wait(milliseconds: 1000) {
+                progressLine("iocptop load: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), stopping")
+                break
+            }
+            guard !generator.isFinished else { break }
+            elapsed += 1
+            let now = generator.progress
+            progressLine("\(elapsed)s · \(now.openConnections) open · \(Format.rate(Double(now.messages &- previous.messages))) msg/s"
+                + " · \(Format.fixed(Double(now.bytes &- previous.bytes) / 1e6)) MB/s · errors \(now.errors)")
+            previous = now
+        }
+        generator.stop()
+        let report = generator.report()
+        printLine(json ? LoadSummary.json(report, configuration) : LoadSummary.text(report, configuration))
+        if !report.clean { throw ExitCode(1) }
+    }
+
+    /// Progress goes to stdout in text mode, to stderr with --json (stdout holds only the JSON).
+    private func progressLine(_ text: String) {
+        if json { printError(text) } else { printLine(text) }
+    }
+}
+
+/// The end-of-run summary of `iocptop load`.
+enum LoadSummary {
+    static func text(_ report: LoadReport, _ configuration: LoadConfiguration) -> String {
+        let us = { (ns: UInt64) in Format.fixed(Double(ns) / 1000) }
+        var lines = [
+            "connections \(report.connected)/\(report.connectionsRequested) · \(configuration.messageSize) B × pipeline \(configuration.pipeline) · \(Format.fixed(report.seconds, decimals: 2)) s",
+            "messages \(report.messages) · \(Format.rate(report.messagesPerSecond)) msg/s · \(Format.fixed(report.megabytesPerSecond)) MB/s each way",
+            "latency µs: p50 \(us(report.latency.p50)) · p90 \(us(report.latency.p90)) · p99 \(us(report.latency.p99))"
+                + " · p99.9 \(us(report.latency.p999)) · max \(us(report.latency.max))",
+        ]
+        let errors = report.connectFailures.map { "connect: \($0.count) × \($0.kind)" } + report.errors.map { "\($0.count) × \($0.kind)" }
+        lines.append("errors: " + (errors.isEmpty ? "none" : errors.joined(separator: ", ")) + " · mismatches \(report.mismatches)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ report: LoadReport, _ configuration: LoadConfiguration) -> String {
+        var line = JSONLine()
+        line.add("host", configuration.host)
+        line.add("port", Int(configuration.port))
+        line.add("connections_requested", report.connectionsRequested)
+        line.add("connections", report.connected)
+        line.add("size", configuration.messageSize)
+        line.add("pipeline", configuration.pipeline)
+        line.add("seconds", report.seconds, decimals: 3)
+        line.add("messages", report.messages)
+        line.add("messages_per_s", report.messagesPerSecond)
+        line.add("mb_per_s", report.megabytesPerSecond, decimals: 3)
+        var latency = JSONLine()
+        latency.add("p50", Double(report.latency.p50) / 1000)
+        latency.add("p90", Double(report.latency.p90) / 1000)
+        latency.add("p99", Double(report.latency.p99) / 1000)
+        latency.add("p999", Double(report.latency.p999) / 1000)
+        latency.add("max", Double(report.latency.max) / 1000)
+        line.add("latency_us", object: latency)
+        var connectFailures = JSONLine()
+        for failure in report.connectFailures { connectFailures.add(failure.kind, failure.count) }
+        line.add("connect_failures", object: connectFailures)
+        var errors = JSONLine()
+        for error in report.errors { errors.add(error.kind, error.count) }
+        line.add("errors", object: errors)
+        line.add("mismatches", report.mismatches)
+        return line.string
+    }
+}

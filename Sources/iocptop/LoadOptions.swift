@@ -1,0 +1,46 @@
+import ArgumentParser
+import EchoEngine
+import LoadGen
+
+/// The built-in load generator's options, shared by every mode that runs the engine.
+struct LoadOptions: ParsableArguments {
+    @Option(help: "Start the built-in load generator with N connections to the engine (0: off).")
+    var load = 0
+
+    @Option(name: .customLong("load-size"), help: "Bytes per message of the built-in load.")
+    var loadSize = 128
+
+    @Option(name: .customLong("load-pipeline"), help: "Messages outstanding per connection of the built-in load.")
+    var loadPipeline = 1
+
+    func validate() throws {
+        guard load >= 0, load <= 100_000 else { throw ValidationError("--load must be between 0 and 100000") }
+        guard loadSize >= 1, loadSize <= 1 << 20 else { throw ValidationError("--load-size must be between 1 and 1048576") }
+        guard loadPipeline >= 1, loadPipeline <= 4096 else { throw ValidationError("--load-pipeline must be between 1 and 4096") }
+    }
+
+    /// The built-in load aimed at `engine` (its connection count is at least 1, so the
+    /// dashboard can switch it on even when `--load` is 0).
+    func builtInLoad(for engine: EchoEngine) -> BuiltInLoad {
+        var configuration = LoadConfiguration()
+        configuration.host = engine.configuration.bindAddress == "0.0.0.0" ? "127.0.0.1" : engine.configuration.bindAddress
+        configuration.port = engine.listenPort
+        configuration.connections = max(1, load == 0 ? 64 : load)
+        configuration.messageSize = loadSize
+        configuration.pipeline = loadPipeline
+        return BuiltInLoad(configuration: configuration)
+    }
+
+    /// Starts `load` when `--load` asked for it; false (after one line on stderr) if it failed.
+    func startIfAsked(_ load: BuiltInLoad) -> Bool {
+        guard self.load > 0 else { return true }
+        do {
+            let connected = try load.start()
+            printError("iocptop: built-in load: \(connected) connections × \(loadSize) B, pipeline \(loadPipeline)")
+            return true
+        } catch {
+            printError("iocptop: built-in load: \(error)")
+            return false
+        }
+    }
+}
