@@ -60,8 +60,10 @@ final class Worker: @unchecked Sendable {
     private func run() {
         let batch = UnsafeMutableBufferPointer<Completion>.allocate(capacity: Self.batchSize)
         batch.initialize(repeating: Completion(operation: .posted, result: 0, key: 0, context: 0))
+        slot.registerCurrentThread()
         defer {
             batch.deallocate()
+            slot.recordFinalCPU()
             // The exit is always recorded: the slot can be reused only once it says `exited`.
             slot.enter(.exited, at: UInt64(CIOURing_now_ns()))
             // releasing: the counters' last values happen before a reader that sees `exited`.

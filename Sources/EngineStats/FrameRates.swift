@@ -6,6 +6,9 @@ public struct WorkerRates: Sendable, Hashable {
     /// Share of the interval the worker was not waiting in dequeue (running or blocked), 0…100:
     /// its saturation.
     public var busyPercent = 0.0
+    /// CPU the worker thread used over the interval, in percent of one core (user and kernel:
+    /// on io_uring much of the I/O runs inside the worker's `io_uring_enter`).
+    public var cpuPercent = 0.0
     public var completionsPerSecond = 0.0
     public var bytesInPerSecond = 0.0
     public var bytesOutPerSecond = 0.0
@@ -60,6 +63,8 @@ public struct FrameRates: Sendable, Hashable {
                 busyNs &+= busy
                 totalNs &+= total
             }
+            let cpu = worker.cpuNs >= earlier.cpuNs ? worker.cpuNs - earlier.cpuNs : 0
+            rates.cpuPercent = min(100, Double(cpu) / 1e9 / seconds * 100)
             rates.completionsPerSecond = Double(worker.counts.completions &- earlier.counts.completions) / seconds
             rates.bytesInPerSecond = Double(worker.counts.bytesIn &- earlier.counts.bytesIn) / seconds
             rates.bytesOutPerSecond = Double(worker.counts.bytesOut &- earlier.counts.bytesOut) / seconds

@@ -18,11 +18,13 @@ public struct WorkerSample: Sendable, Hashable {
     public var pending = 0
     /// Open connections whose most recent completion this worker served.
     public var connections = 0
+    /// CPU time the worker thread has used (user + system), in ns.
+    public var cpuNs: UInt64 = 0
 
     public init() {}
 
     /// Words a sample takes in a ring frame.
-    static let wordCount = 16
+    static let wordCount = 17
 
     func write(to words: UnsafeMutablePointer<UInt64>, _ store: (UnsafeMutablePointer<UInt64>, UInt64) -> Void) {
         store(words + 0, UInt64(slot))
@@ -41,6 +43,7 @@ public struct WorkerSample: Sendable, Hashable {
         store(words + 13, stateSinceNs)
         store(words + 14, UInt64(pending))
         store(words + 15, UInt64(connections))
+        store(words + 16, cpuNs)
     }
 
     mutating func read(from words: UnsafeMutablePointer<UInt64>, _ load: (UnsafeMutablePointer<UInt64>) -> UInt64) {
@@ -60,5 +63,6 @@ public struct WorkerSample: Sendable, Hashable {
         stateSinceNs = load(words + 13)
         pending = Int(truncatingIfNeeded: load(words + 14))
         connections = Int(truncatingIfNeeded: load(words + 15))
+        cpuNs = load(words + 16)
     }
 }

@@ -1,4 +1,7 @@
 import CAtomicWords
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Word offsets inside one 128-byte worker slot.
 enum SlotWord {
@@ -19,6 +22,10 @@ enum SlotWord {
     static let blockedNs = 12
     /// When the worker last dequeued completions (monotonic ns; 0: never).
     static let lastCompletion = 13
+    /// The worker thread's CPU-time clock id (`pthread_getcpuclockid`) + 1; 0: not known yet.
+    static let cpuClock = 14
+    /// The thread's CPU time when it exited (its clock is gone after that), in ns.
+    static let finalCPU = 15
     /// Words per slot: 16 × 8 bytes = 128 bytes, two cache lines, so no two workers' counters
     /// share a line (nor a pair of adjacent lines, which x86 prefetches together).
     static let count = 16
@@ -50,6 +57,21 @@ public struct WorkerSlot: @unchecked Sendable {
     @inlinable @inline(__always) public func countBytesOut(_ bytes: UInt64) { bump(6, by: bytes) }
     @inlinable @inline(__always) public func countPosted() { bump(4, by: 1) }
 
+    /// Called by the worker thread when it starts: publishes its CPU-time clock, so the sampler
+    /// can read how much CPU (user and kernel, I/O done inside system calls included) it used.
+    public func registerCurrentThread() {
+        var clock = clockid_t()
+        if pthread_getcpuclockid(pthread_self(), &clock) == 0 {
+            // relaxed: read on its own by the sampler; a sample taken before it is simply 0.
+            AtomicWord_storeRelaxed(words + SlotWord.cpuClock, UInt64(UInt32(bitPattern: clock)) + 1)
+        }
+    }
+
+    /// Called by the worker thread as it exits, before `enter(.exited…)`: keeps its CPU time.
+    public func recordFinalCPU() {
+        AtomicWord_storeRelaxed(words + SlotWord.finalCPU, threadCPUNanoseconds(clock: CLOCK_THREAD_CPUTIME_ID) ?? 0)
+    }
+
     /// Records that the worker enters `state` at `now` (monotonic ns): the time since the
     /// previous transition is added to the previous state's total. Entering `running` from
     /// `waiting` means completions were just dequeued, and stamps the last-completion time.
@@ -80,4 +102,11 @@ public struct WorkerSlot: @unchecked Sendable {
         }
         AtomicWord_storeRelease(words + SlotWord.timeSequence, sequence &+ 2)
     }
+}
+
+/// CPU time of a clock in ns, or nil when the clock is gone (its thread exited).
+func threadCPUNanoseconds(clock: clockid_t) -> UInt64? {
+    var time = timespec()
+    guard clock_gettime(clock, &time) == 0 else { return nil }
+    return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
 }

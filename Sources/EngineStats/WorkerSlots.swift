@@ -92,6 +92,7 @@ public final class WorkerSlots: @unchecked Sendable {
                 sample.slot = index
                 sample.id = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(slot + SlotWord.workerID))
                 sample.counts = counts(slot)
+                sample.cpuNs = cpuTime(slot, exited: sample.state == .exited)
                 if sample.state != .exited, now > sample.stateSinceNs {
                     let current = now - sample.stateSinceNs
                     switch sample.state {
@@ -105,6 +106,15 @@ public final class WorkerSlots: @unchecked Sendable {
             }
             return retired
         }
+    }
+
+    /// The worker thread's CPU time: from its clock while it lives, the recorded final value after.
+    private func cpuTime(_ slot: UnsafeMutablePointer<UInt64>, exited: Bool) -> UInt64 {
+        let clock = AtomicWord_loadRelaxed(slot + SlotWord.cpuClock)
+        if !exited, clock > 0, let now = threadCPUNanoseconds(clock: clockid_t(Int32(bitPattern: UInt32(truncatingIfNeeded: clock - 1)))) {
+            return now
+        }
+        return AtomicWord_loadRelaxed(slot + SlotWord.finalCPU)
     }
 
     /// Counts of every worker that ever had a slot here.

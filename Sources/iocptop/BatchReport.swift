@@ -33,6 +33,7 @@ struct BatchReport {
         for worker in rates.workers {
             lines.append(Self.pad(String(worker.id), 5) + "  " + worker.state.description.padding(7)
                 + Self.pad(Format.fixed(worker.busyPercent), 7)
+                + Self.pad(Format.fixed(worker.cpuPercent), 7)
                 + Self.pad(Format.rate(worker.completionsPerSecond), 9)
                 + Self.pad(String(worker.totalCompletions), 12)
                 + Self.pad(Format.fixed(worker.bytesInPerSecond / 1e6, decimals: 2), 9)
@@ -43,7 +44,7 @@ struct BatchReport {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static let header = "   ID  STATE    BUSY%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS"
+    static let header = "   ID  STATE    BUSY%   CPU%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS"
 
     static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
@@ -91,6 +92,7 @@ struct BatchReport {
             object.add("slot", worker.slot)
             object.add("state", worker.state.description)
             object.add("busy_pct", worker.busyPercent)
+            object.add("cpu_pct", worker.cpuPercent)
             object.add("completions_per_s", worker.completionsPerSecond)
             object.add("completions", worker.totalCompletions)
             object.add("accepts", sample.counts.accepts)

@@ -23,7 +23,7 @@ import Glibc
             let workers = try #require(object["workers"] as? [[String: Any]])
             #expect(workers.count == 3)
             for worker in workers {
-                for key in ["id", "state", "busy_pct", "completions_per_s", "completions", "mb_in_per_s",
+                for key in ["id", "state", "busy_pct", "cpu_pct", "completions_per_s", "completions", "mb_in_per_s",
                             "mb_out_per_s", "pending", "connections"] {
                     #expect(worker[key] != nil, "missing worker \(key)")
                 }
@@ -42,7 +42,7 @@ import Glibc
         defer { close(client) }
         for index in 0..<20 { #expect(echo(client, "message \(index)") == "message \(index)") }
         #expect(server.waitForLine { $0.hasPrefix("connections 1 open") } != nil, "\(server.lines.suffix(10))")
-        #expect(server.waitForLine { $0.contains("ID  STATE    BUSY%") } != nil)
+        #expect(server.waitForLine { $0.contains("ID  STATE    BUSY%   CPU%") } != nil)
         server.signal(SIGTERM)
         let status = try #require(server.waitForExit())
         #expect(status == 0)

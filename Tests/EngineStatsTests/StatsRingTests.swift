@@ -47,6 +47,7 @@ func coupledFrame(seed: UInt64, workers: Int) -> StatsFrame {
         worker.stateSinceNs = base &+ 11
         worker.pending = Int(base % 1009)
         worker.connections = Int(base % 1013)
+        worker.cpuNs = base &+ 12
         frame.workers.append(worker)
     }
     return frame
