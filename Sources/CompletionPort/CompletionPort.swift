@@ -81,7 +81,11 @@ public final class CompletionPort: @unchecked Sendable {
     }
 
     /// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
-    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    /// CPUs this process may run on: its affinity mask (`taskset`), else the online CPUs.
+    public static var onlineCPUs: Int {
+        let allowed = Int(CIOURing_affinity_cpus())
+        return allowed > 0 ? allowed : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
 
     static var descriptorLimit: Int {
         var limit = rlimit()

@@ -27,7 +27,8 @@ final class ClientLoop: @unchecked Sendable {
         var mismatched = false
     }
 
-    private var connections: [Connection]
+    /// Thread-owned; a raw buffer, so the hot loop pays no exclusivity or uniqueness checks.
+    private let connections: UnsafeMutableBufferPointer<Connection>
     private let pattern: PayloadPattern
     private let configuration: LoadConfiguration
     private let control: RunControl
@@ -53,7 +54,8 @@ final class ClientLoop: @unchecked Sendable {
 
     init(sockets: [(fd: CInt, index: Int)], pattern: PayloadPattern, configuration: LoadConfiguration,
          control: RunControl) {
-        connections = sockets.map { Connection(fd: $0.fd, index: $0.index) }
+        connections = .allocate(capacity: sockets.count)
+        _ = connections.initialize(from: sockets.map { Connection(fd: $0.fd, index: $0.index) })
         self.pattern = pattern
         self.configuration = configuration
         self.control = control
@@ -68,6 +70,7 @@ final class ClientLoop: @unchecked Sendable {
 
     deinit {
         for connection in connections where connection.open { close(connection.fd) }
+        connections.deallocate()
         close(epoll)
         sentAt.deallocate()
         scratch.deallocate()
@@ -92,45 +95,38 @@ final class ClientLoop: @unchecked Sendable {
         errorCount.store(errorCount.load(ordering: .relaxed) + 1, ordering: .relaxed)
     }
 
+    // Thread-owned run state.
+    private var allowance = Int.max
+    private var startedTotal: UInt64 = 0
+    private var outstandingTotal = 0
+    private var budgetExhausted = false
+
     private func run() {
         startedNs = monotonicNanoseconds()
         let deadline = configuration.duration.map { startedNs + Int64($0 * 1e9) } ?? Int64.max
         let ratePerNs = configuration.rate.map { $0 / Double(configuration.threads) / 1e9 }
-        var startedTotal: UInt64 = 0
-        var budgetExhausted = false
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         defer {
             endedNs = monotonicNanoseconds()
             finished.store(true, ordering: .releasing)
         }
+        var first = true
+        // A local histogram: recorded into per message without touching `self`'s storage.
+        var latencies = histogram
+        defer { histogram = latencies }
         while !control.stopRequested {
             let now = monotonicNanoseconds()
             if now >= deadline { return }
-            // Start new messages where the pipeline has room (and the rate and budget allow).
-            var allowance = Int.max
+            // Unlimited, a connection refills its pipeline when an echo completes (in `read`);
+            // only the first pass, and every pass under a rate limit, visits all of them.
             if let ratePerNs {
                 allowance = max(0, Int(Double(now - startedNs) * ratePerNs) + 1 - Int(startedTotal))
             }
-            var outstanding = 0
-            for slot in connections.indices where connections[slot].open {
-                while allowance > 0, !budgetExhausted,
-                      connections[slot].started - connections[slot].completed < UInt64(configuration.pipeline) {
-                    if !control.takeMessage() {
-                        budgetExhausted = true
-                        break
-                    }
-                    let message = connections[slot].started
-                    sentAt[slot * configuration.pipeline + Int(message % UInt64(configuration.pipeline))] = now
-                    connections[slot].started += 1
-                    startedTotal += 1
-                    allowance -= 1
-                }
-                if connections[slot].bytesSent < Int(connections[slot].started) * pattern.messageSize {
-                    write(slot)
-                }
-                outstanding += Int(connections[slot].started - connections[slot].completed)
+            if first || ratePerNs != nil {
+                first = false
+                for slot in connections.indices where connections[slot].open { refill(slot, now: now) }
             }
-            if budgetExhausted && outstanding == 0 { return }
+            if budgetExhausted && outstandingTotal == 0 { return }
             if openConnections.load(ordering: .relaxed) == 0 { return }
             // Wait for echoes; wake for the deadline, the next rate token, and stop requests.
             var timeout = 100
@@ -142,10 +138,29 @@ final class ClientLoop: @unchecked Sendable {
                 guard connections[slot].open else { continue }
                 if events[index].events & EPOLLOUT.rawValue != 0 { write(slot) }
                 if events[index].events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-                    read(slot)
+                    read(slot, into: &latencies)
                 }
             }
         }
+    }
+
+    /// Starts messages on `slot` while its pipeline has room (and the rate and budget allow),
+    /// then writes them.
+    private func refill(_ slot: Int, now: Int64) {
+        let pipeline = UInt64(configuration.pipeline)
+        while allowance > 0, !budgetExhausted, connections[slot].started - connections[slot].completed < pipeline {
+            if !control.takeMessage() {
+                budgetExhausted = true
+                break
+            }
+            let message = connections[slot].started
+            sentAt[slot * configuration.pipeline + Int(message % pipeline)] = now
+            connections[slot].started += 1
+            startedTotal += 1
+            outstandingTotal += 1
+            if configuration.rate != nil { allowance -= 1 }
+        }
+        if connections[slot].bytesSent < Int(connections[slot].started) * pattern.messageSize { write(slot) }
     }
 
     /// Writes what is queued for `slot`, up to 16 messages per call.
@@ -166,8 +181,9 @@ final class ClientLoop: @unchecked Sendable {
                     offset += size - within
                     used += 1
                 }
-                let n = writev(connections[slot].fd, vector.baseAddress, CInt(used))
-                return n
+                // One piece: plain write (cheaper in the kernel than a one-element writev).
+                return used == 1 ? Glibc.write(connections[slot].fd, vector[0].iov_base, vector[0].iov_len)
+                                 : writev(connections[slot].fd, vector.baseAddress, CInt(used))
             }
             if count > 0 {
                 connections[slot].bytesSent += count
@@ -193,7 +209,7 @@ final class ClientLoop: @unchecked Sendable {
     }
 
     /// Reads what arrived on `slot` and checks it byte for byte.
-    private func read(_ slot: Int) {
+    private func read(_ slot: Int, into histogram: inout Histogram<UInt64>) {
         let size = pattern.messageSize
         while connections[slot].open {
             let n = Glibc.read(connections[slot].fd, scratch.baseAddress, scratch.count)
@@ -232,11 +248,13 @@ final class ClientLoop: @unchecked Sendable {
                     let sent = sentAt[slot * configuration.pipeline + Int(message % UInt64(configuration.pipeline))]
                     histogram.record(UInt64(max(1, now - sent)))
                     connections[slot].completed += 1
+                    outstandingTotal -= 1
                     connections[slot].mismatched = false
                     messagesDone.store(messagesDone.load(ordering: .relaxed) + 1, ordering: .relaxed)
                     bytesDone.store(bytesDone.load(ordering: .relaxed) + UInt64(size), ordering: .relaxed)
                 }
             }
+            if configuration.rate == nil { refill(slot, now: now) }
             if n < scratch.count { return }
         }
     }
@@ -244,6 +262,7 @@ final class ClientLoop: @unchecked Sendable {
     private func fail(_ slot: Int, _ kind: String) {
         guard connections[slot].open else { return }
         record(kind)
+        outstandingTotal -= Int(connections[slot].started - connections[slot].completed)
         connections[slot].open = false
         epoll_ctl(epoll, EPOLL_CTL_DEL, connections[slot].fd, nil)
         close(connections[slot].fd)

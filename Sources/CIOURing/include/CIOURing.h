@@ -249,4 +249,17 @@ static inline int64_t CIOURing_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/// CPUs in the calling thread's affinity mask (what `taskset` allows), or 0 if unknown.
+/// The raw `sched_getaffinity(2)` system call: glibc's wrapper and CPU_COUNT need _GNU_SOURCE,
+/// which the Swift importer does not see.
+static inline int CIOURing_affinity_cpus(void) {
+    uint64_t mask[16];
+    memset(mask, 0, sizeof mask);
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (bytes <= 0) return 0;
+    int count = 0;
+    for (unsigned i = 0; i < (unsigned long)bytes / sizeof mask[0]; i++) count += __builtin_popcountll(mask[i]);
+    return count;
+}
+
 #endif
