@@ -23,11 +23,14 @@ let package = Package(
         .target(name: "CAtomicWords"),
         .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing"]),
         .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
+        .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
+        // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
+        .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
         .target(name: "LoadGen", dependencies: ["CIOURing", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "CompletionPort", "LoadGen",
+            "EchoEngine", "EngineStats", "CompletionPort", "LoadGen", "Dashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
@@ -35,6 +38,7 @@ let package = Package(
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback"]),

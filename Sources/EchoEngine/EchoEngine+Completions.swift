@@ -41,8 +41,9 @@ extension EchoEngine {
 
     /// Simulated work per completion: a CPU spin, then a sleep inside the blocking scope.
     private func simulateWork(_ worker: Worker) {
-        if configuration.workMicroseconds > 0 {
-            let until = CIOURing_now_ns() + Int64(configuration.workMicroseconds) * 1000
+        let work = workMicroseconds.load(ordering: .relaxed)
+        if work > 0 {
+            let until = CIOURing_now_ns() + Int64(work) * 1000
             while CIOURing_now_ns() < until {}
         }
         if configuration.blockMicroseconds > 0 {

@@ -46,6 +46,9 @@ public final class EchoEngine: @unchecked Sendable {
     private let workers = Mutex<[Worker]>([])
     private let nextWorkerID = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
+    /// Simulated CPU work per completion, in µs; changeable while serving.
+    /// relaxed: a setting read once per completion, ordered with nothing else.
+    let workMicroseconds: Atomic<Int>
     private let drained = Atomic<Bool>(false)
 
     // Engine-wide counters: one update per connection event, never per completion.
@@ -85,6 +88,7 @@ public final class EchoEngine: @unchecked Sendable {
             throw EngineError.invalidConfiguration("concurrency and simulated work must not be negative")
         }
         self.configuration = configuration
+        workMicroseconds = Atomic(configuration.workMicroseconds)
         Listener.raiseDescriptorLimit()
         listener = try Listener(bindAddress: configuration.bindAddress, port: configuration.port)
         address = listener.address
@@ -174,6 +178,12 @@ public final class EchoEngine: @unchecked Sendable {
     /// Changes the port's concurrency limit while serving (0: one per online CPU).
     public func setConcurrency(_ limit: Int) throws(EngineError) {
         do { try port.setConcurrency(limit) } catch { throw EngineError.port(error) }
+    }
+
+    /// Simulated CPU work per completion, in µs (0 to 1 000 000), changeable while serving.
+    public var simulatedWorkMicroseconds: Int {
+        get { workMicroseconds.load(ordering: .relaxed) }
+        set { workMicroseconds.store(min(1_000_000, max(0, newValue)), ordering: .relaxed) }
     }
 
     /// Workers currently alive (started and not exited).

@@ -1,3 +1,4 @@
+import Dashboard
 import EngineStats
 
 /// What the batch printer knows about the engine besides its frames.
@@ -31,7 +32,7 @@ struct BatchReport {
         lines.append("")
         lines.append(Self.header)
         for worker in rates.workers {
-            lines.append(Self.pad(String(worker.id), 5) + "  " + worker.state.description.padding(7)
+            lines.append(Self.pad(String(worker.id), 5) + "  " + Format.left(worker.state.description, 7)
                 + Self.pad(Format.fixed(worker.busyPercent), 7)
                 + Self.pad(Format.fixed(worker.cpuPercent), 7)
                 + Self.pad(Format.rate(worker.completionsPerSecond), 9)
@@ -46,9 +47,7 @@ struct BatchReport {
 
     static let header = "   ID  STATE    BUSY%   CPU%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS"
 
-    static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
-    }
+    static func pad(_ text: String, _ width: Int) -> String { Format.right(text, width) }
 
     // MARK: JSON
 
@@ -106,12 +105,5 @@ struct BatchReport {
             return object
         })
         return line.string
-    }
-}
-
-extension String {
-    /// Left-aligned in `width` columns.
-    func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }

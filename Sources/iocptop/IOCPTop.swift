@@ -1,5 +1,6 @@
 import ArgumentParser
 import EchoEngine
+import CNcurses
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,6 +40,9 @@ struct TopCommand: ParsableCommand {
     @Option(name: .customLong("refresh-ms"), help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500
 
+    @Flag(name: .customLong("no-color"), help: "Monochrome dashboard (also when NO_COLOR is set).")
+    var noColor = false
+
     func validate() throws {
         guard iterations >= 0 else { throw ValidationError("--iterations must not be negative") }
         guard (50...60_000).contains(refreshMilliseconds) else {
@@ -51,7 +55,10 @@ struct TopCommand: ParsableCommand {
         if !batch && !toTerminal {
             printError("iocptop: stdout is not a terminal, printing --batch tables")
         }
-        let signals = StopSignals()
+        let dashboard = !batch && toTerminal
+        if dashboard { setlocale(LC_ALL, "") }
+        // Blocked before any thread starts, so every engine thread inherits the mask.
+        let signals = StopSignals(resize: dashboard)
         var configuration = engine.engineConfiguration
         configuration.statsPeriodMilliseconds = refreshMilliseconds
         let server: EchoEngine
@@ -61,13 +68,31 @@ struct TopCommand: ParsableCommand {
             printError("iocptop: \(error)")
             throw ExitCode(1)
         }
-        printError(ServeCommand.startLine(server))
         let load = loadOptions.builtInLoad(for: server)
-        if loadOptions.startIfAsked(load) {
-            BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+        guard dashboard else {
+            printError(ServeCommand.startLine(server))
+            if loadOptions.startIfAsked(load) {
+                BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+            }
+            load.stop()
+            printError("iocptop: \(server.drain(timeout: .seconds(5)))")
+            return
         }
-        load.stop()
-        let report = server.drain(timeout: .seconds(5))
+        guard loadOptions.startIfAsked(load) else {
+            _ = server.drain(timeout: .seconds(5))
+            throw ExitCode(1)
+        }
+        let colors = !noColor && (getenv("NO_COLOR").map { $0.pointee == 0 } ?? true)
+        let mode: DashboardMode
+        do {
+            mode = try DashboardMode(engine: server, load: load, signals: signals.set, colors: colors)
+        } catch {
+            printError("iocptop: \(error)")
+            load.stop()
+            _ = server.drain(timeout: .seconds(5))
+            throw ExitCode(1)
+        }
+        let report = mode.run()
         printError("iocptop: \(report)")
     }
 }

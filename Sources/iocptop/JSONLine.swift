@@ -1,3 +1,5 @@
+import Dashboard
+
 /// Builds one JSON object on one line, keys in the order they are added (a stable schema
 /// reads better in a log than sorted keys).
 struct JSONLine {
@@ -34,19 +36,7 @@ struct JSONLine {
     var string: String { text + "}" }
 
     static func number(_ value: Double, decimals: Int) -> String {
-        guard value.isFinite else { return "0" }
-        var scale = 1.0
-        for _ in 0..<decimals { scale *= 10 }
-        let scaled = (value * scale).rounded()
-        guard abs(scaled) < 9e15 else { return String(Int64(value.rounded())) }
-        let whole = Int64(scaled)
-        guard decimals > 0 else { return String(whole) }
-        let sign = whole < 0 ? "-" : ""
-        let magnitude = whole.magnitude
-        let divisor = UInt64(scale)
-        var fraction = String(magnitude % divisor)
-        while fraction.count < decimals { fraction = "0" + fraction }
-        return "\(sign)\(magnitude / divisor).\(fraction)"
+        Format.fixed(value, decimals: decimals)
     }
 
     static func quoted(_ value: String) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import LoadGen
 #if canImport(Glibc)
 import Glibc

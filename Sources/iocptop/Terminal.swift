@@ -36,12 +36,15 @@ private func writeLine(_ message: String, to fd: CInt) -> Bool {
 /// never interrupts a worker; the main thread takes it with `sigtimedwait`, which doubles as the
 /// once-per-interval tick.
 struct StopSignals {
-    private var set = sigset_t()
+    /// The blocked signals.
+    private(set) var set = sigset_t()
 
-    init() {
+    /// `resize`: also block SIGWINCH (the dashboard reads it through a signalfd).
+    init(resize: Bool = false) {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        if resize { sigaddset(&set, SIGWINCH) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         // A closed stdout (a pipe to `head`) must not kill the process.
         signal(SIGPIPE, SIG_IGN)

@@ -1,0 +1,122 @@
+import EngineStats
+
+/// Everything the dashboard shows, derived from stats frames and the operator's choices.
+/// Pure: no terminal, no engine; the controller feeds it frames and facts.
+public struct DashboardModel: Sendable {
+    /// Static facts about the engine.
+    public var backend: String
+    public var address: String
+    /// The newest frame taken in (nil before the first).
+    public private(set) var frame: StatsFrame?
+    /// Rates between the previous frame and `frame`.
+    public private(set) var rates = FrameRates()
+    /// Recent rates for the sparklines, oldest first.
+    public private(set) var history = RateHistory()
+    /// Points of history kept (more than any terminal is wide).
+    public static let historyLength = 300
+    /// How long an exited worker stays in the table, dimmed.
+    public var exitedLingerNs: UInt64 = 5_000_000_000
+
+    public var sort: SortColumn = .id
+    public var reversed = false
+    /// The selected worker, by id (kept while sorting changes order).
+    public private(set) var selectedID: Int?
+    /// First table row shown.
+    public private(set) var scroll = 0
+    public var paused = false
+    public var showHelp = false
+    /// The status line: the last action and its outcome.
+    public var status = "" 
+    /// The built-in load: nil when off, else its connection count.
+    public var loadConnections: Int?
+    /// Simulated CPU work per completion, in µs.
+    public var workMicroseconds = 0
+    /// A drain was asked for (the frames say when it started and finished).
+    public var drainRequested = false
+
+    public init(backend: String, address: String) {
+        self.backend = backend
+        self.address = address
+    }
+
+    /// Takes in a new frame (ignored while paused).
+    public mutating func ingest(_ next: StatsFrame) {
+        guard !paused else { return }
+        if let previous = frame {
+            rates = FrameRates(previous: previous, current: next)
+            let point = RateHistory(frames: [previous, next])
+            history.completionsPerSecond.append(contentsOf: point.completionsPerSecond)
+            history.bytesInPerSecond.append(contentsOf: point.bytesInPerSecond)
+            history.bytesOutPerSecond.append(contentsOf: point.bytesOutPerSecond)
+            if history.completionsPerSecond.count > Self.historyLength {
+                let excess = history.completionsPerSecond.count - Self.historyLength
+                history.completionsPerSecond.removeFirst(excess)
+                history.bytesInPerSecond.removeFirst(excess)
+                history.bytesOutPerSecond.removeFirst(excess)
+            }
+        } else {
+            rates = FrameRates(previous: nil, current: next)
+        }
+        frame = next
+    }
+
+    /// The table's rows: live workers, and exited ones for `exitedLingerNs`, sorted.
+    public var rows: [WorkerRow] {
+        var rows = rates.workers
+            .filter { $0.state != .exited || ($0.exitedForNs ?? 0) < exitedLingerNs }
+            .map(WorkerRow.init)
+        let column = sort
+        rows.sort { a, b in
+            if column.precedes(a, b) { return !reversed }
+            if column.precedes(b, a) { return reversed }
+            return a.id < b.id
+        }
+        return rows
+    }
+
+    /// Index of the selected row in `rows` (the first row when the selection left).
+    public var selectedIndex: Int? {
+        let rows = rows
+        guard !rows.isEmpty else { return nil }
+        return rows.firstIndex { $0.id == selectedID } ?? 0
+    }
+
+    /// Moves the selection by `delta` rows and scrolls so it stays within `visibleRows`.
+    public mutating func moveSelection(by delta: Int, visibleRows: Int) {
+        let rows = rows
+        guard !rows.isEmpty else { selectedID = nil; return }
+        let current = rows.firstIndex { $0.id == selectedID } ?? 0
+        let target = min(rows.count - 1, max(0, current + delta))
+        selectedID = rows[target].id
+        keepSelectionVisible(visibleRows: visibleRows)
+    }
+
+    /// Adjusts the scroll so the selected row is within the `visibleRows` shown.
+    public mutating func keepSelectionVisible(visibleRows: Int) {
+        let count = rows.count
+        let index = selectedIndex ?? 0
+        let height = max(1, visibleRows)
+        if index < scroll { scroll = index }
+        if index >= scroll + height { scroll = index - height + 1 }
+        scroll = max(0, min(scroll, max(0, count - height)))
+    }
+
+    /// Cycles the sort column forward (`step` 1) or back (-1).
+    public mutating func cycleSort(_ step: Int) {
+        let all = SortColumn.allCases
+        sort = all[(sort.rawValue + step + all.count) % all.count]
+    }
+
+    /// Where the drain is, from the frames.
+    public var drainPhase: DrainPhase {
+        guard let engine = frame?.engine else { return drainRequested ? .draining : .none }
+        if engine.drained { return .drained }
+        if engine.draining || drainRequested { return .draining }
+        return .none
+    }
+}
+
+/// The drain as the dashboard shows it.
+public enum DrainPhase: Sendable, Hashable {
+    case none, draining, drained
+}

@@ -1,0 +1,278 @@
+import EngineStats
+
+/// Draws a `DashboardModel` into a `Screen`: header, worker table, status line, key bar, and
+/// the help overlay. Pure: the same model and size always give the same cells.
+public struct DashboardView: Sendable {
+    /// Smallest terminal the dashboard lays out in.
+    public static let minimumWidth = 60
+    public static let minimumHeight = 12
+    /// Rows above the table (header lines, a blank, the column titles).
+    static let headerRows = 8
+    /// Rows below the table (status line, key bar).
+    static let footerRows = 2
+
+    public var unicode: Bool
+
+    public init(unicode: Bool) {
+        self.unicode = unicode
+    }
+
+    /// Table rows that fit in a screen `height` rows high.
+    public static func tableRows(height: Int) -> Int { max(1, height - headerRows - footerRows) }
+
+    public func render(_ model: DashboardModel, into screen: inout Screen) {
+        guard screen.width >= Self.minimumWidth, screen.height >= Self.minimumHeight else {
+            screen.put("iocptop: enlarge the terminal to at least \(Self.minimumWidth)×\(Self.minimumHeight) (now \(screen.width)×\(screen.height))",
+                       x: 0, y: 0, style: CellStyle(.warning, bold: true))
+            return
+        }
+        drawHeader(model, into: &screen)
+        drawTable(model, into: &screen)
+        drawStatus(model, into: &screen)
+        drawKeyBar(into: &screen)
+        if model.showHelp { drawHelp(into: &screen) }
+    }
+
+    // MARK: header
+
+    private func drawHeader(_ model: DashboardModel, into screen: inout Screen) {
+        let label = CellStyle(.label, bold: true)
+        let value = CellStyle(.normal, bold: true)
+        let frame = model.frame ?? StatsFrame()
+        let rates = model.rates
+
+        var x = screen.put(" iocptop ", x: 0, y: 0, style: CellStyle(.accent, bold: true))
+        x = screen.put(" \(model.backend) · \(model.address) · up \(Format.uptime(frame.uptimeNs))", x: x, y: 0)
+        var right = "cpu \(Format.fixed(rates.processCPUPercent))% "
+        if let load = model.loadConnections { right = "load \(load) conns · " + right }
+        if model.paused { right = "PAUSED · " + right }
+        screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
+
+        x = screen.put(" Workers ", x: 0, y: 1, style: label)
+        x = screen.put(Format.left("\(frame.liveWorkers)", 4), x: x, y: 1, style: value)
+        x = screen.put("\(frame.workers(in: .running)) running", x: x, y: 1, style: CellStyle(.good))
+        x = screen.put("  \(frame.workers(in: .waiting)) waiting", x: x, y: 1)
+        x = screen.put("  \(frame.workers(in: .blocked)) blocked", x: x, y: 1, style: CellStyle(frame.workers(in: .blocked) > 0 ? .warning : .normal))
+        x = screen.put("   Port ", x: x, y: 1, style: label)
+        x = screen.put("running \(frame.port.runningThreads)/\(frame.port.concurrency)", x: x, y: 1, style: value)
+        x = screen.put("  queue \(frame.port.queueDepth)  pending \(frame.port.pendingOperations)", x: x, y: 1)
+
+        x = screen.put(" Conns   ", x: 0, y: 2, style: label)
+        x = screen.put(Format.left("\(frame.engine.openConnections) open", 10), x: x, y: 2, style: value)
+        x = screen.put("\(frame.engine.peakConnections) peak  \(frame.engine.accepted) accepted  ", x: x, y: 2)
+        x = screen.put("\(frame.engine.refused) refused", x: x, y: 2, style: CellStyle(frame.engine.refused > 0 ? .warning : .normal))
+        x = screen.put("  \(frame.engine.closedByError) errors", x: x, y: 2, style: CellStyle(frame.engine.closedByError > 0 ? .warning : .normal))
+        if frame.engine.acceptErrors > 0 {
+            x = screen.put("  \(frame.engine.acceptErrors) accept failures", x: x, y: 2, style: CellStyle(.critical, bold: true))
+        }
+        x = screen.put("   Work ", x: x, y: 2, style: label)
+        screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
+
+        let series: [(String, String, [Double])] = [
+            (" Compl/s ", Format.rate(rates.completionsPerSecond), model.history.completionsPerSecond),
+            (" In MB/s ", Format.fixed(rates.bytesInPerSecond / 1e6), model.history.bytesInPerSecond),
+            (" Out MB/s", Format.fixed(rates.bytesOutPerSecond / 1e6), model.history.bytesOutPerSecond),
+        ]
+        for (index, (title, current, values)) in series.enumerated() {
+            let y = 3 + index
+            var column = screen.put(title, x: 0, y: y, style: label)
+            column = screen.put(Format.right(current, 8) + "  ", x: column, y: y, style: value)
+            let width = screen.width - column - 1
+            screen.put(Sparkline.render(values, width: width, unicode: unicode), x: column, y: y, style: CellStyle(.good))
+        }
+    }
+
+    // MARK: table
+
+    /// A table column: title, width, right-aligned, and which sort column it is.
+    struct Column {
+        var title: String
+        var width: Int
+        var sort: SortColumn
+        var rightAligned = true
+    }
+
+    /// Columns that fit `width`, in order, with the busy bar's width. Narrow terminals drop
+    /// TOTAL first, then IDLE, then OUT, then IN.
+    static func layout(width: Int) -> (columns: [Column], bar: Int) {
+        var columns = [
+            Column(title: "ID", width: 4, sort: .id),
+            Column(title: "STATE", width: 8, sort: .state, rightAligned: false),
+            Column(title: "BUSY", width: 0, sort: .busy, rightAligned: false),
+            Column(title: "CPU%", width: 6, sort: .cpu),
+            Column(title: "COMPL/S", width: 8, sort: .rate),
+            Column(title: "TOTAL", width: 11, sort: .total),
+            Column(title: "IN MB/s", width: 8, sort: .megabytesIn),
+            Column(title: "OUT MB/s", width: 8, sort: .megabytesOut),
+            Column(title: "PEND", width: 6, sort: .pending),
+            Column(title: "CONNS", width: 6, sort: .connections),
+            Column(title: "IDLE", width: 7, sort: .idle),
+        ]
+        let minimumBar = 12
+        func fixed() -> Int { columns.reduce(0) { $0 + $1.width + 1 } + 1 }
+        for drop in [SortColumn.total, .idle, .megabytesOut, .megabytesIn, .connections] where fixed() + minimumBar > width {
+            columns.removeAll { $0.sort == drop }
+        }
+        let bar = min(50, max(minimumBar, width - fixed()))
+        return (columns, bar)
+    }
+
+    private func drawTable(_ model: DashboardModel, into screen: inout Screen) {
+        let (columns, bar) = Self.layout(width: screen.width)
+        let titleY = Self.headerRows - 1
+        let header = CellStyle(.header, reverse: true)
+        screen.paint(x: 0, y: titleY, count: screen.width, style: header)
+        var x = 1
+        for column in columns {
+            let width = column.sort == .busy ? bar : column.width
+            var title = column.title
+            let sorted = column.sort == model.sort
+            if sorted { title += model.reversed ? (unicode ? "▲" : "^") : (unicode ? "▼" : "v") }
+            let text = column.rightAligned ? Format.right(title, width) : Format.left(title, width)
+            screen.put(text, x: x, y: titleY, style: sorted ? CellStyle(.accent, bold: true, reverse: true) : header, limit: width)
+            x += width + 1
+        }
+
+        let rows = model.rows
+        let visible = Self.tableRows(height: screen.height)
+        let selected = model.selectedIndex
+        let first = min(model.scroll, max(0, rows.count - visible))
+        for (offset, row) in rows.dropFirst(first).prefix(visible).enumerated() {
+            let y = Self.headerRows + offset
+            let exited = row.state == .exited
+            let base = CellStyle(exited ? .muted : .normal, dim: exited)
+            x = 1
+            for column in columns {
+                let width = column.sort == .busy ? bar : column.width
+                if column.sort == .busy {
+                    drawBar(row.busyPercent, x: x, y: y, width: width, dim: exited, into: &screen)
+                } else if column.sort == .state {
+                    screen.put(Format.left(row.state.description, width), x: x, y: y, style: stateStyle(row.state))
+                } else {
+                    screen.put(Format.right(cell(row, column.sort), width), x: x, y: y, style: base, limit: width)
+                }
+                x += width + 1
+            }
+            if first + offset == selected {
+                for column in 0..<screen.width { screen[column, y].style = CellStyle(.selection, bold: true, reverse: true) }
+            }
+        }
+        if rows.count > visible {
+            let more = "\(first + 1)–\(min(rows.count, first + visible)) of \(rows.count)"
+            screen.put(more, x: screen.width - more.count - 1, y: titleY, style: header)
+        }
+    }
+
+    private func cell(_ row: WorkerRow, _ column: SortColumn) -> String {
+        switch column {
+        case .id: "\(row.id)"
+        case .state: row.state.description
+        case .busy: Format.fixed(row.busyPercent)
+        case .cpu: Format.fixed(row.cpuPercent)
+        case .rate: Format.rate(row.completionsPerSecond)
+        case .total: "\(row.totalCompletions)"
+        case .megabytesIn: Format.fixed(row.megabytesInPerSecond, decimals: 2)
+        case .megabytesOut: Format.fixed(row.megabytesOutPerSecond, decimals: 2)
+        case .pending: "\(row.pending)"
+        case .connections: "\(row.connections)"
+        case .idle:
+            if let exited = row.exitedForNs { "-" + Format.duration(exited) } else { row.idleNs.map(Format.duration) ?? "–" }
+        }
+    }
+
+    private func stateStyle(_ state: WorkerState) -> CellStyle {
+        switch state {
+        case .running: CellStyle(.good, bold: true)
+        case .waiting: CellStyle(.normal)
+        case .blocked: CellStyle(.warning, bold: true)
+        case .exited, .unused: CellStyle(.muted, dim: true)
+        }
+    }
+
+    /// An htop-style meter: `[|||||      42.0%]`, coloured by level.
+    private func drawBar(_ percent: Double, x: Int, y: Int, width: Int, dim: Bool, into screen: inout Screen) {
+        let inner = width - 2
+        guard inner > 0 else { return }
+        let label = Format.fixed(percent) + "%"
+        let filled = Int((min(100, max(0, percent)) / 100 * Double(inner)).rounded())
+        let level: ColorRole = dim ? .muted : percent >= 85 ? .critical : percent >= 50 ? .warning : .good
+        screen.put("[", x: x, y: y, style: CellStyle(.normal, bold: true))
+        for index in 0..<inner {
+            let labelStart = inner - label.count
+            let character: Character = index >= labelStart ? label[label.index(label.startIndex, offsetBy: index - labelStart)]
+                                                          : (index < filled ? "|" : " ")
+            let style = index >= labelStart ? CellStyle(dim ? .muted : .normal, dim: dim) : CellStyle(level, bold: !dim, dim: dim)
+            screen.put(String(character), x: x + 1 + index, y: y, style: style)
+        }
+        screen.put("]", x: x + width - 1, y: y, style: CellStyle(.normal, bold: true))
+    }
+
+    // MARK: footer
+
+    private func drawStatus(_ model: DashboardModel, into screen: inout Screen) {
+        let y = screen.height - 2
+        let frame = model.frame ?? StatsFrame()
+        var text = model.status
+        var style = CellStyle(.accent)
+        switch model.drainPhase {
+        case .draining:
+            text = "draining: \(frame.port.pendingOperations) ops pending, \(frame.engine.openConnections) connections open, \(frame.liveWorkers) workers left"
+            style = CellStyle(.warning, bold: true)
+        case .drained:
+            text = "drained: every connection closed, every worker exited, port closed — press q to quit"
+            style = CellStyle(.good, bold: true)
+        case .none:
+            break
+        }
+        screen.put(" " + text, x: 0, y: y, style: style)
+    }
+
+    private func drawKeyBar(into screen: inout Screen) {
+        let y = screen.height - 1
+        let keys: [(String, String)] = [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
+                                         ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("s", "Sort"),
+                                         ("Spc", "Pause"), ("F10", "Quit")]
+        var x = 0
+        for (key, text) in keys {
+            guard x + key.count + text.count + 1 <= screen.width else { break }
+            x = screen.put(key, x: x, y: y, style: CellStyle(.keyName, bold: true))
+            x = screen.put(Format.left(text, text.count + 1), x: x, y: y, style: CellStyle(.keyText, reverse: true))
+        }
+        screen.paint(x: x, y: y, count: screen.width - x, style: CellStyle(.keyText, reverse: true))
+    }
+
+    private func drawHelp(into screen: inout Screen) {
+        let legend = [
+            ("BUSY", "share of time not waiting in dequeue (running or blocked)"),
+            ("CPU%", "CPU used by the thread, kernel I/O included"),
+            ("PEND", "receives and sends in flight that it submitted"),
+            ("CONNS", "open connections whose last completion it served"),
+            ("IDLE", "time since its last completion"),
+        ]
+        let lines = (KeyMap.help + [("", "")] + legend).map { Format.left($0.0, 10) + $0.1 }
+        let width = min(screen.width - 2, (lines.map(\.count).max() ?? 0) + 4)
+        let height = min(screen.height - 2, lines.count + 4)
+        let left = (screen.width - width) / 2, top = (screen.height - height) / 2
+        let box = CellStyle(.accent, bold: true)
+        let (h, v, tl, tr, bl, br): (Character, Character, Character, Character, Character, Character) =
+            unicode ? ("─", "│", "┌", "┐", "└", "┘") : ("-", "|", "+", "+", "+", "+")
+        for y in top..<(top + height) {
+            for x in left..<(left + width) { screen[x, y] = Cell(" ", .plain) }
+            screen[left, y] = Cell(v, box)
+            screen[left + width - 1, y] = Cell(v, box)
+        }
+        for x in left..<(left + width) {
+            screen[x, top] = Cell(h, box)
+            screen[x, top + height - 1] = Cell(h, box)
+        }
+        screen[left, top] = Cell(tl, box); screen[left + width - 1, top] = Cell(tr, box)
+        screen[left, top + height - 1] = Cell(bl, box); screen[left + width - 1, top + height - 1] = Cell(br, box)
+        screen.put(" iocptop keys ", x: left + 2, y: top, style: box)
+        for (index, line) in lines.prefix(height - 4).enumerated() {
+            let isKey = index < KeyMap.help.count
+            screen.put(String(line.prefix(10)), x: left + 2, y: top + 2 + index, style: CellStyle(isKey ? .accent : .label, bold: true), limit: width - 4)
+            screen.put(String(line.dropFirst(10)), x: left + 12, y: top + 2 + index, limit: width - 14)
+        }
+        screen.put(" any key closes ", x: left + width - 18, y: top + height - 1, style: box)
+    }
+}

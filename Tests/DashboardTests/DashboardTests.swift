@@ -1,0 +1,220 @@
+@testable import Dashboard
+import EngineStats
+import Testing
+
+/// A worker sample with the given activity (times in seconds).
+func sample(id: Int, state: WorkerState = .waiting, running: Double = 0, waiting: Double = 0,
+            receives: UInt64 = 0, bytes: UInt64 = 0, cpu: Double = 0) -> WorkerSample {
+    var worker = WorkerSample()
+    worker.slot = id
+    worker.id = id
+    worker.state = state
+    worker.runningNs = UInt64(running * 1e9)
+    worker.waitingNs = UInt64(waiting * 1e9)
+    worker.counts.receives = receives
+    worker.counts.bytesIn = bytes
+    worker.counts.bytesOut = bytes
+    worker.cpuNs = UInt64(cpu * 1e9)
+    worker.pending = id % 3
+    worker.connections = id * 2
+    return worker
+}
+
+/// A model fed two frames one second apart: `workers` workers, worker i doing (i + 1) × 1000
+/// completions per second and (i + 1) × 10 % busy.
+func model(workers: Int, configure: (inout StatsFrame) -> Void = { _ in }) -> DashboardModel {
+    var model = DashboardModel(backend: "io_uring", address: "127.0.0.1:5150")
+    var first = StatsFrame()
+    first.number = 1
+    first.timestampNs = 10_000_000_000
+    first.uptimeNs = 10_000_000_000
+    first.workers = (0..<workers).map { sample(id: $0) }
+    first.port.concurrency = 2
+    var second = first
+    second.number = 2
+    second.timestampNs = 11_000_000_000
+    second.uptimeNs = 11_000_000_000
+    second.port.runningThreads = 1
+    second.engine.openConnections = 64
+    second.workers = (0..<workers).map { index in
+        let busy = min(1.0, Double(index + 1) / 10)
+        return sample(id: index, state: index == 0 ? .running : .waiting, running: busy, waiting: 1 - busy,
+                      receives: UInt64(index + 1) * 1000, bytes: UInt64(index + 1) * 128_000, cpu: busy)
+    }
+    configure(&second)
+    model.ingest(first)
+    model.ingest(second)
+    return model
+}
+
+func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = true) -> Screen {
+    var screen = Screen(width: width, height: height)
+    DashboardView(unicode: unicode).render(model, into: &screen)
+    return screen
+}
+
+@Suite struct DashboardViewTests {
+    @Test func theClassicTerminalShowsHeaderTableAndKeys() {
+        let screen = render(model(workers: 4), width: 80, height: 24)
+        let lines = (0..<24).map(screen.line)
+        #expect(lines[0].contains("iocptop") && lines[0].contains("io_uring · 127.0.0.1:5150") && lines[0].contains("up 0:00:11"))
+        #expect(lines[1].contains("Workers") && lines[1].contains("1 running") && lines[1].contains("running 1/2"))
+        #expect(lines[2].contains("64 open"))
+        #expect(lines[3].contains("Compl/s") && lines[3].contains("10.0k"))
+        let header = lines[DashboardView.headerRows - 1]
+        for title in ["ID", "STATE", "BUSY", "CPU%", "COMPL/S", "PEND"] { #expect(header.contains(title), "\(title)") }
+        #expect(!header.contains("TOTAL"), "80 columns drop TOTAL")
+        let rows = lines[DashboardView.headerRows..<(DashboardView.headerRows + 4)]
+        #expect(rows.map { $0.split(separator: " ").first.map(String.init) } == ["0", "1", "2", "3"])
+        #expect(rows.first?.contains("running") == true)
+        #expect(rows.last?.contains("40.0%") == true, "worker 3 is 40 % busy")
+        #expect(lines[23].hasPrefix("F1Help +Add -Retire"))
+        #expect(lines.allSatisfy { $0.count == 80 })
+    }
+
+    @Test(arguments: [(120, 40), (200, 60), (60, 12)])
+    func layoutFollowsTheSize(width: Int, height: Int) {
+        let screen = render(model(workers: 64), width: width, height: height)
+        let header = screen.line(DashboardView.headerRows - 1)
+        let (columns, bar) = DashboardView.layout(width: width)
+        #expect(bar >= 12 && bar <= 50)
+        #expect(columns.reduce(bar) { $0 + $1.width + 1 } <= width)
+        #expect(header.contains("TOTAL") == (width >= 120))
+        // As many worker rows as fit, and the scroll indicator since 64 do not.
+        let shown = DashboardView.tableRows(height: height)
+        #expect(header.contains("1–\(shown) of 64"))
+        #expect(screen.line(height - 1).hasPrefix("F1Help"))
+    }
+
+    @Test func aTooSmallTerminalGetsOneClearLine() {
+        let screen = render(model(workers: 4), width: 40, height: 10)
+        #expect(screen.text == "iocptop: enlarge the terminal to at least\n" + String(repeating: "\n", count: 8)
+                || screen.line(0).hasPrefix("iocptop: enlarge the terminal"))
+        #expect((1..<10).allSatisfy { screen.line($0).allSatisfy { $0 == " " } })
+    }
+
+    @Test func exitedWorkersStayDimmedThenLeave() {
+        var recent = model(workers: 3) { frame in
+            frame.workers[2].state = .exited
+            frame.workers[2].stateSinceNs = frame.timestampNs - 1_000_000_000
+        }
+        var screen = render(recent, width: 100, height: 24)
+        let row = DashboardView.headerRows + 2
+        #expect(screen.line(row).contains("exited"))
+        #expect(screen[20, row].style.dim)
+        recent = model(workers: 3) { frame in
+            frame.workers[2].state = .exited
+            frame.workers[2].stateSinceNs = frame.timestampNs - 6_000_000_000
+        }
+        screen = render(recent, width: 100, height: 24)
+        #expect(!screen.text.contains("exited"), "gone after five seconds")
+    }
+
+    @Test func theHelpOverlayListsEveryKey() {
+        var shown = model(workers: 4)
+        shown.showHelp = true
+        let text = render(shown, width: 100, height: 30).text
+        #expect(text.contains("iocptop keys"))
+        for (_, meaning) in KeyMap.help { #expect(text.contains(meaning), "\(meaning)") }
+    }
+
+    @Test func theDrainIsShownLive() {
+        let draining = model(workers: 2) { frame in
+            frame.engine.draining = true
+            frame.port.pendingOperations = 143
+        }
+        #expect(render(draining, width: 80, height: 24).line(22).contains("draining: 143 ops pending"))
+        let drained = model(workers: 2) { frame in frame.engine.drained = true }
+        #expect(render(drained, width: 80, height: 24).line(22).contains("drained"))
+    }
+
+    @Test func asciiFallbackWhenTheLocaleIsNotUTF8() {
+        let text = render(model(workers: 4), width: 80, height: 24, unicode: false).text
+        #expect(!text.contains("▁") && !text.contains("█") && !text.contains("▼"))
+        #expect(render(model(workers: 4), width: 80, height: 24).text.contains("▼"))
+    }
+
+    @Test func sparklinesScaleToTheirLargestValue() {
+        #expect(Sparkline.render([0, 1, 2, 4, 8], width: 5, unicode: true) == "▁▂▃▅█")
+        #expect(Sparkline.render([1, 1], width: 4, unicode: false) == "  ##")
+        #expect(Sparkline.render([], width: 3, unicode: true) == "   ")
+    }
+}
+
+@Suite struct DashboardModelTests {
+    @Test func sortingByEveryColumnAndReversing() {
+        var busy = model(workers: 5)
+        #expect(busy.rows.map(\.id) == [0, 1, 2, 3, 4])
+        busy.sort = .rate
+        #expect(busy.rows.map(\.id) == [4, 3, 2, 1, 0])
+        busy.reversed = true
+        #expect(busy.rows.map(\.id) == [0, 1, 2, 3, 4])
+        busy.reversed = false
+        busy.sort = .state
+        #expect(busy.rows.first?.id == 1, "waiting sorts before running")
+        busy.sort = .id
+        busy.cycleSort(-1)
+        #expect(busy.sort == .idle)
+        busy.cycleSort(1)
+        #expect(busy.sort == .id)
+        for column in SortColumn.allCases {
+            busy.sort = column
+            #expect(busy.rows.count == 5)
+        }
+    }
+
+    @Test func selectionFollowsTheWorkerAndScrolls() {
+        var many = model(workers: 40)
+        let visible = DashboardView.tableRows(height: 24)
+        many.moveSelection(by: 25, visibleRows: visible)
+        #expect(many.selectedIndex == 25)
+        #expect(many.scroll == 25 - visible + 1)
+        let screen = render(many, width: 80, height: 24)
+        let selectedRow = DashboardView.headerRows + 25 - many.scroll
+        #expect(screen.line(selectedRow).hasPrefix("   25 "))
+        #expect(screen[40, selectedRow].style.reverse)
+        many.sort = .rate
+        #expect(many.rows[many.selectedIndex!].id == 25, "the selection stays on its worker")
+        many.moveSelection(by: -1_000, visibleRows: visible)
+        #expect(many.selectedIndex == 0 && many.scroll == 0)
+    }
+
+    @Test func pausingFreezesTheFrames() {
+        var paused = model(workers: 2)
+        paused.paused = true
+        var later = paused.frame!
+        later.number = 3
+        later.timestampNs += 1_000_000_000
+        paused.ingest(later)
+        #expect(paused.frame?.number == 2)
+        paused.paused = false
+        paused.ingest(later)
+        #expect(paused.frame?.number == 3)
+    }
+}
+
+@Suite struct KeyMapTests {
+    @Test func keysMapToActions() {
+        let expected: [(Int32, Action)] = [
+            (43, .addWorker), (45, .retireWorker), (99, .lowerConcurrency), (67, .raiseConcurrency),
+            (108, .toggleLoad), (119, .lessWork), (87, .moreWork), (100, .drain), (32, .togglePause),
+            (104, .toggleHelp), (63, .toggleHelp), (KeyMap.keyF(1), .toggleHelp),
+            (113, .quit), (KeyMap.keyF(10), .quit), (3, .quit),
+            (115, .sortNext), (62, .sortNext), (60, .sortPrevious), (114, .reverseSort),
+            (KeyMap.keyUp, .selectUp), (107, .selectUp), (KeyMap.keyDown, .selectDown), (106, .selectDown),
+            (KeyMap.keyNextPage, .pageDown), (KeyMap.keyPreviousPage, .pageUp),
+        ]
+        for (key, action) in expected { #expect(KeyMap.action(for: key) == action, "key \(key)") }
+        #expect(KeyMap.action(for: 120) == nil, "x does nothing")
+        #expect(KeyMap.keyF(1) == 265 && KeyMap.keyF(10) == 274 && KeyMap.keyResize == 410)
+    }
+
+    @Test func workSteps() {
+        #expect(KeyMap.workStep(from: 0, 1) == 1)
+        #expect(KeyMap.workStep(from: 5, 1) == 10)
+        #expect(KeyMap.workStep(from: 5, -1) == 2)
+        #expect(KeyMap.workStep(from: 0, -1) == 0)
+        #expect(KeyMap.workStep(from: 1000, 1) == 1000)
+        #expect(KeyMap.workStep(from: 7, -1) == 5)
+    }
+}
