@@ -10,17 +10,17 @@ swift build -c release --product iocptop >&2
 IOCPTOP=$PWD/.build/release/iocptop
 
 # Under the built-in load: 64 connections, 6 workers, concurrency 2.
-"$SHOT" --cols 120 --rows 32 --wait 5 --out screenshots/load.png -- \
+"$SHOT" --cols 120 --rows 32 --wait 12 --out screenshots/load.png -- \
   "$IOCPTOP" --port 0 --workers 6 --load 64 --refresh-ms 250
 
 # The help overlay.
 "$SHOT" --cols 120 --rows 32 --keys "sleep:3 h" --wait 1 --out screenshots/help.png -- \
   "$IOCPTOP" --port 0 --workers 6 --load 64 --refresh-ms 250
 
-# Mid-drain: 2 ms of simulated work per completion makes the cancellations of 400
-# connections take a few seconds to be served, so the drain can be watched.
-"$SHOT" --cols 120 --rows 32 --keys "sleep:4 d sleep:1.2" --wait 0 --out screenshots/drain.png -- \
-  "$IOCPTOP" --port 0 --workers 6 --load 400 --work-us 2000 --refresh-ms 100
+# Mid-drain: 5 ms of simulated work per completion makes the cancellations of 400
+# connections (800 completions, 2 at a time) take about two seconds, so the drain can be watched.
+"$SHOT" --cols 120 --rows 32 --keys "sleep:4 d sleep:0.6" --wait 0 --out screenshots/drain.png -- \
+  "$IOCPTOP" --port 0 --workers 6 --load 400 --work-us 5000 --refresh-ms 100
 
 # A narrow terminal in monochrome, sorted by completions per second.
 "$SHOT" --cols 80 --rows 24 --keys "sleep:3 s s s s" --wait 1 --out screenshots/mono-80x24.png -- \

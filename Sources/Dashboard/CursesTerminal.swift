@@ -126,6 +126,7 @@ public final class CursesTerminal {
         case .selection: (Int16(COLOR_BLACK), Int16(COLOR_CYAN))
         case .keyName: (-1, -1)
         case .keyText: (Int16(COLOR_BLACK), Int16(COLOR_CYAN))
+        case .kernel: (Int16(COLOR_BLUE), -1)
         }
     }
 }

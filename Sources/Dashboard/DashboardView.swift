@@ -145,7 +145,7 @@ public struct DashboardView: Sendable {
             for column in columns {
                 let width = column.sort == .busy ? bar : column.width
                 if column.sort == .busy {
-                    drawBar(row.busyPercent, x: x, y: y, width: width, dim: exited, into: &screen)
+                    drawBar(busy: row.busyPercent, cpu: row.cpuPercent, x: x, y: y, width: width, dim: exited, into: &screen)
                 } else if column.sort == .state {
                     screen.put(Format.left(row.state.description, width), x: x, y: y, style: stateStyle(row.state))
                 } else {
@@ -176,7 +176,7 @@ public struct DashboardView: Sendable {
         case .pending: "\(row.pending)"
         case .connections: "\(row.connections)"
         case .idle:
-            if let exited = row.exitedForNs { "-" + Format.duration(exited) } else { row.idleNs.map(Format.duration) ?? "–" }
+            row.exitedForNs != nil ? "–" : row.idleNs.map(Format.duration) ?? "–"
         }
     }
 
@@ -189,19 +189,34 @@ public struct DashboardView: Sendable {
         }
     }
 
-    /// An htop-style meter: `[|||||      42.0%]`, coloured by level.
-    private func drawBar(_ percent: Double, x: Int, y: Int, width: Int, dim: Bool, into screen: inout Screen) {
+    /// An htop-style meter, `[|||||::      42.0%]`: `|` (coloured by level) for the busy share,
+    /// then `:` (blue) up to the thread's CPU share when that is higher — on io_uring the
+    /// socket work runs inside the dequeue, which counts as waiting but burns CPU.
+    private func drawBar(busy: Double, cpu: Double, x: Int, y: Int, width: Int, dim: Bool, into screen: inout Screen) {
         let inner = width - 2
         guard inner > 0 else { return }
-        let label = Format.fixed(percent) + "%"
-        let filled = Int((min(100, max(0, percent)) / 100 * Double(inner)).rounded())
-        let level: ColorRole = dim ? .muted : percent >= 85 ? .critical : percent >= 50 ? .warning : .good
+        let label = Format.fixed(busy) + "%"
+        let cells = { (percent: Double) in Int((min(100, max(0, percent)) / 100 * Double(inner)).rounded()) }
+        let busyCells = cells(busy), cpuCells = max(busyCells, cells(cpu))
+        let level: ColorRole = dim ? .muted : busy >= 85 ? .critical : busy >= 50 ? .warning : .good
         screen.put("[", x: x, y: y, style: CellStyle(.normal, bold: true))
+        let labelStart = inner - label.count
         for index in 0..<inner {
-            let labelStart = inner - label.count
-            let character: Character = index >= labelStart ? label[label.index(label.startIndex, offsetBy: index - labelStart)]
-                                                          : (index < filled ? "|" : " ")
-            let style = index >= labelStart ? CellStyle(dim ? .muted : .normal, dim: dim) : CellStyle(level, bold: !dim, dim: dim)
+            let character: Character
+            let style: CellStyle
+            if index >= labelStart {
+                character = label[label.index(label.startIndex, offsetBy: index - labelStart)]
+                style = CellStyle(dim ? .muted : .normal, dim: dim)
+            } else if index < busyCells {
+                character = "|"
+                style = CellStyle(level, bold: !dim, dim: dim)
+            } else if index < cpuCells {
+                character = ":"
+                style = CellStyle(dim ? .muted : .kernel, bold: !dim, dim: dim)
+            } else {
+                character = " "
+                style = .plain
+            }
             screen.put(String(character), x: x + 1 + index, y: y, style: style)
         }
         screen.put("]", x: x + width - 1, y: y, style: CellStyle(.normal, bold: true))
@@ -243,7 +258,8 @@ public struct DashboardView: Sendable {
 
     private func drawHelp(into screen: inout Screen) {
         let legend = [
-            ("BUSY", "share of time not waiting in dequeue (running or blocked)"),
+            ("BUSY", "| share of time not waiting in dequeue (running or blocked)"),
+            ("", ": up to its CPU share (io_uring work inside the dequeue)"),
             ("CPU%", "CPU used by the thread, kernel I/O included"),
             ("PEND", "receives and sends in flight that it submitted"),
             ("CONNS", "open connections whose last completion it served"),

@@ -1,7 +1,7 @@
 /// How a cell is drawn. Colours are roles; the terminal maps them to colour pairs, or to
 /// bold/dim/reverse in monochrome.
 public enum ColorRole: UInt8, Sendable, CaseIterable {
-    case normal, label, good, warning, critical, muted, accent, header, selection, keyName, keyText
+    case normal, label, good, warning, critical, muted, accent, header, selection, keyName, keyText, kernel
 }
 
 /// A cell's style: a colour role plus attributes.
