@@ -37,10 +37,10 @@ let package = Package(
         .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "EngineStats", "Loopback"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
-        .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing"]),
+        .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
-        .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort"]),
     ]
 )

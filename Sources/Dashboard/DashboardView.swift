@@ -215,7 +215,7 @@ public struct DashboardView: Sendable {
                 style = CellStyle(dim ? .muted : .kernel, bold: !dim, dim: dim)
             } else {
                 character = " "
-                style = .plain
+                style = dim ? CellStyle(.muted, dim: true) : .plain
             }
             screen.put(String(character), x: x + 1 + index, y: y, style: style)
         }

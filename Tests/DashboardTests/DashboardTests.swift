@@ -100,8 +100,10 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         }
         var screen = render(recent, width: 100, height: 24)
         let row = DashboardView.headerRows + 2
-        #expect(screen.line(row).contains("exited"))
-        #expect(screen[20, row].style.dim)
+        // STATE starts after the 4-column ID and its separator.
+        #expect(screen.line(row).dropFirst(6).hasPrefix("exited"))
+        #expect(screen[6, row].style.dim, "the exited worker is dimmed")
+        #expect(screen[screen.width - 2, row].style.dim)
         recent = model(workers: 3) { frame in
             frame.workers[2].state = .exited
             frame.workers[2].stateSinceNs = frame.timestampNs - 6_000_000_000

@@ -1,5 +1,6 @@
 import CIOURing
 import CompletionPort
+import Loopback
 @testable import EchoEngine
 import EngineStats
 import Synchronization

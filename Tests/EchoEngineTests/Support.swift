@@ -27,16 +27,6 @@ func makeEngine(_ backend: BackendChoice, workers: Int = 4, configure: (inout En
 
 typealias TestThread = JoinableThread
 
-/// Polls `condition` until it holds or `seconds` pass.
-func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(500)
-    }
-    return condition()
-}
-
 /// A blocking client socket connected to 127.0.0.1:`port`.
 func connectClient(port: UInt16) throws -> CInt { try Loopback.connect(port: port) }
 

@@ -1,4 +1,4 @@
-import Foundation
+import CompletionPort
 import Testing
 
 /// The dashboard in a real terminal: the built binary in a tmux pane, driven by keys.
@@ -22,20 +22,24 @@ import Testing
 
     @Test func keysActOnTheEngineAndQuitRestoresTheShell() throws {
         let tmux = try Tmux(width: 120, height: 40)
-        try tmux.type("'\(iocptopPath)' --port 0 --workers 4 --concurrency 2 --refresh-ms 100; echo EXIT=$?")
-        var screen = tmux.waitFor { self.liveWorkers($0) == 4 && $0.contains("F1Help") }
-        #expect(screen != nil, "the dashboard shows the 4 workers: \(tmux.screen())")
+        // Defaults: 2 × CPUs workers, concurrency = CPUs.
+        let cpus = CompletionPort.onlineCPUs
+        try tmux.type("'\(iocptopPath)' --port 0 --refresh-ms 100; echo EXIT=$?")
+        var screen = tmux.waitFor { self.liveWorkers($0) == 2 * cpus && $0.contains("F1Help") }
+        #expect(screen != nil, "the dashboard shows the default \(2 * cpus) workers: \(tmux.screen())")
+        #expect(screen.map { self.line($0, startingWith: " Workers").contains("/\(cpus)") } == true)
 
         try tmux.press("+")
-        #expect(tmux.waitFor { self.liveWorkers($0) == 5 && $0.contains("added worker") } != nil, "\(tmux.screen())")
+        #expect(tmux.waitFor { self.liveWorkers($0) == 2 * cpus + 1 && $0.contains("added worker") } != nil, "\(tmux.screen())")
         try tmux.press("-")
-        #expect(tmux.waitFor { self.liveWorkers($0) == 4 && $0.contains("exited") } != nil, "\(tmux.screen())")
+        #expect(tmux.waitFor { self.liveWorkers($0) == 2 * cpus && $0.contains("exited") } != nil, "\(tmux.screen())")
 
-        try tmux.press("c")
-        #expect(tmux.waitFor { $0.contains("concurrency 2 → 1") && $0.contains("running 0/1") || $0.contains("running 1/1") } != nil,
-                "\(tmux.screen())")
         try tmux.press("C")
-        #expect(tmux.waitFor { $0.contains("concurrency 1 → 2") && self.line($0, startingWith: " Workers").contains("/2") } != nil)
+        #expect(tmux.waitFor { $0.contains("concurrency \(cpus) → \(cpus + 1)") && self.line($0, startingWith: " Workers").contains("/\(cpus + 1)") } != nil,
+                "\(tmux.screen())")
+        try tmux.press("c")
+        #expect(tmux.waitFor { $0.contains("concurrency \(cpus + 1) → \(cpus)") && self.line($0, startingWith: " Workers").contains("/\(cpus)") } != nil,
+                "\(tmux.screen())")
 
         try tmux.press("l")
         screen = tmux.waitFor { screen in

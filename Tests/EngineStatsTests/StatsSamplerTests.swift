@@ -1,5 +1,6 @@
 @testable import EngineStats
 import CIOURing
+import Loopback
 import Synchronization
 import Testing
 

@@ -7,16 +7,6 @@ import Testing
 import Glibc
 #endif
 
-/// Polls `condition` until it holds or `seconds` pass.
-func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(1000)
-    }
-    return condition()
-}
-
 func makeEngine(workers: Int = 2) throws -> EchoEngine {
     var configuration = EngineConfiguration()
     configuration.port = 0
