@@ -16,9 +16,17 @@
 
 /// Takes over the terminal on stdin/stdout (the C globals Swift 6 cannot touch): newterm, then
 /// cbreak, no echo, keypad and non-blocking reads on the standard screen, cursor hidden.
-/// Returns 0 on success, -1 when the terminal type is unusable.
+/// Returns 0 on success, -1 when the terminal type is unknown, -2 when it cannot move the
+/// cursor (a "dumb" terminal: a full-screen view would be garbage there).
 static inline int CNcurses_start(void) {
-    if (newterm(NULL, stdout, stdin) == NULL) return -1;
+    SCREEN *screen = newterm(NULL, stdout, stdin);
+    if (screen == NULL) return -1;
+    const char *move = tigetstr("cup");
+    if (move == NULL || move == (const char *)-1) {
+        endwin();
+        delscreen(screen);
+        return -2;
+    }
     cbreak();
     noecho();
     nonl();

@@ -23,8 +23,10 @@ public final class CursesTerminal {
         guard let term = getenv("TERM"), strlen(term) > 0 else {
             throw StartError(description: "TERM is not set; run iocptop in a terminal, or use --batch")
         }
-        guard CNcurses_start() == 0 else {
-            throw StartError(description: "cannot use terminal type '\(String(cString: term))'; use --batch")
+        switch CNcurses_start() {
+        case 0: break
+        case -2: throw StartError(description: "terminal type '\(String(cString: term))' cannot move the cursor; use --batch")
+        default: throw StartError(description: "unknown terminal type '\(String(cString: term))'; use --batch")
         }
         Self.active = true
         atexit { if CursesTerminal.active { endwin() } }

@@ -84,6 +84,16 @@ import Testing
         #expect(screen.flatMap(exitStatus) == 64)
     }
 
+    @Test(arguments: [("TERM=dumb", "cannot move the cursor"), ("env -u TERM", "TERM is not set"),
+                      ("TERM=no-such-terminal", "unknown terminal type")])
+    func anUnusableTerminalIsOneLineAndStatus1(prefix: String, message: String) throws {
+        let tmux = try Tmux(width: 100, height: 30)
+        try tmux.type("\(prefix) '\(iocptopPath)' --port 0 --workers 1; echo EXIT=$?")
+        let screen = tmux.waitFor { self.exitStatus($0) != nil }
+        #expect(screen.flatMap(exitStatus) == 1, "\(tmux.screen())")
+        #expect(screen?.contains("iocptop: ") == true && screen?.contains(message) == true)
+    }
+
     @Test func sigtermRestoresTheTerminal() throws {
         let tmux = try Tmux(width: 100, height: 30)
         // The dashboard in the foreground (it execs over the shell); SIGTERM arrives after 2 s.
