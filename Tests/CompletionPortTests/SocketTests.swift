@@ -231,3 +231,48 @@ import Glibc
         try port.close(handle: listener.fd)
     }
 }
+
+/// A harvest whose accepts fill the batch must not drop the other events of the same kernel
+/// batch: on epoll those are edge-triggered and would never be reported again.
+@Suite struct HarvestBatchTests {
+    @Test(arguments: availableBackends)
+    func acceptsFillingTheBatchDoNotLoseReceives(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let listener = try makeListener()
+        try port.associate(listener.fd, key: UInt64.max)
+        try port.acceptMultishot(on: listener.fd, context: 0)
+        // Three connections with their receives armed before any data arrives.
+        let armed = try (0..<3).map { _ in try connectClient(port: listener.port) }
+        defer { armed.forEach { close($0) } }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 48, alignment: 16)
+        defer { buffer.deallocate() }
+        var servers: [CInt] = []
+        while servers.count < 3 {
+            let accept = try expectCompletion(port)
+            #expect(accept.operation == .accept)
+            let fd = accept.acceptedDescriptor
+            try port.associate(fd, key: UInt64(servers.count))
+            try port.receive(on: fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[(16 * servers.count)..<(16 * servers.count + 16)]), context: 1)
+            servers.append(fd)
+        }
+        // With nobody dequeuing: the listener becomes ready first, with more connections
+        // waiting than a harvest holds (128), then the armed connections get their bytes.
+        let burst = try (0..<140).map { _ in try connectClient(port: listener.port) }
+        defer { burst.forEach { close($0) } }
+        for client in armed { writeAll(client, [9]) }
+        var receives = 0, accepts = 0
+        while receives < 3 || accepts < 140 {
+            guard case .completion(let completion) = port.dequeue(timeout: .seconds(3)) else { break }
+            if completion.operation == .accept {
+                accepts += 1
+                close(completion.acceptedDescriptor)
+            } else if completion.operation == .receive {
+                receives += 1
+            }
+        }
+        #expect(receives == 3, "a receive was lost")
+        #expect(accepts == 140)
+        for fd in servers { try port.close(handle: fd) }
+        try port.close(handle: listener.fd)
+    }
+}
