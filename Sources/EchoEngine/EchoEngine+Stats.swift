@@ -40,6 +40,7 @@ extension EchoEngine {
         frame.port.parkedThreads = port.parkedThreads
         frame.port.pendingOperations = port.pendingOperations
 
+        // relaxed: independent counters and gauges, each read on its own (see their declaration).
         frame.engine.openConnections = openCount.load(ordering: .relaxed)
         frame.engine.peakConnections = peakCount.load(ordering: .relaxed)
         frame.engine.accepted = acceptedCount.load(ordering: .relaxed)
@@ -54,6 +55,8 @@ extension EchoEngine {
             let connectionsBySlot = tally, pendingBySlot = tally + slotCount
             connectionsBySlot.update(repeating: 0, count: 2 * slotCount)
             connections.forEachCreated { connection in
+                // relaxed: a sampled count; nothing written before these stores is read here
+                // (the releasing store of `isOpen` matters only to the drain).
                 guard connection.isOpen.load(ordering: .relaxed) else { return }
                 let packed = connection.attribution.load(ordering: .relaxed)
                 let last = Int(packed & 0xFFFF), receive = Int(packed >> 16 & 0xFFFF), send = Int(packed >> 32 & 0xFFFF)
