@@ -6,35 +6,37 @@ extension BackendChoice: ExpressibleByArgument {}
 
 /// Options shared by every mode that runs the engine.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "TCP port to listen on.")
+    @Option(parsing: .unconditional, help: "TCP port to listen on.")
     var port: UInt16 = 5150
 
     @Option(help: "IPv4 address to bind (0.0.0.0 opens the echo port to other hosts).")
     var bind = "127.0.0.1"
 
-    @Option(help: "Worker threads (0: 2 × online CPUs).")
+    @Option(parsing: .unconditional, help: "Worker threads (0: 2 × online CPUs).")
     var workers = 0
 
-    @Option(help: "Concurrency limit of the port (0: online CPUs).")
+    @Option(parsing: .unconditional, help: "Concurrency limit of the port (0: online CPUs).")
     var concurrency = 0
 
     @Option(help: "auto, io_uring or epoll.")
     var backend: BackendChoice = .auto
 
-    @Option(name: .customLong("work-us"), help: "Simulated CPU work per completion, in microseconds.")
+    @Option(name: .customLong("work-us"), parsing: .unconditional, help: "Simulated CPU work per completion, in microseconds.")
     var workMicroseconds = 0
 
-    @Option(name: .customLong("block-us"), help: "Simulated blocking per completion, in microseconds (inside the port's blocking scope).")
+    @Option(name: .customLong("block-us"), parsing: .unconditional, help: "Simulated blocking per completion, in microseconds (inside the port's blocking scope).")
     var blockMicroseconds = 0
 
-    @Option(name: .customLong("max-connections"), help: "Connections beyond this are accepted and closed at once.")
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Connections beyond this are accepted and closed at once.")
     var maxConnections = 10_000
 
-    @Option(name: .customLong("buffer-size"), help: "Echo buffer per connection, in bytes.")
+    @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Echo buffer per connection, in bytes.")
     var bufferSize = 8192
 
     func validate() throws {
-        guard workers >= 0, workers <= 4096 else { throw ValidationError("--workers must be between 0 and 4096") }
+        guard workers >= 0, workers <= EngineConfiguration.maxWorkers else {
+            throw ValidationError("--workers must be between 0 and \(EngineConfiguration.maxWorkers)")
+        }
         guard concurrency >= 0, concurrency <= 4096 else { throw ValidationError("--concurrency must be between 0 and 4096") }
         guard workMicroseconds >= 0, workMicroseconds <= 1_000_000 else { throw ValidationError("--work-us must be between 0 and 1000000") }
         guard blockMicroseconds >= 0, blockMicroseconds <= 1_000_000 else { throw ValidationError("--block-us must be between 0 and 1000000") }

@@ -34,10 +34,10 @@ struct TopCommand: ParsableCommand {
     @Flag(help: "With --batch: one JSON object per interval, one per line (schema in README.md).")
     var json = false
 
-    @Option(help: "With --batch: stop after N intervals (0: until SIGINT/SIGTERM).")
+    @Option(parsing: .unconditional, help: "With --batch: stop after N intervals (0: until SIGINT/SIGTERM).")
     var iterations = 0
 
-    @Option(name: .customLong("refresh-ms"), help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
+    @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500
 
     @Flag(name: .customLong("no-color"), help: "Monochrome dashboard (also when NO_COLOR is set).")

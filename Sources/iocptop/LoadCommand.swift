@@ -16,31 +16,31 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Echo server host (name or IPv4 address).")
     var host = "127.0.0.1"
 
-    @Option(help: "Echo server TCP port.")
+    @Option(parsing: .unconditional, help: "Echo server TCP port.")
     var port: UInt16 = 5150
 
-    @Option(help: "Connections to open.")
+    @Option(parsing: .unconditional, help: "Connections to open.")
     var connections = 64
 
-    @Option(help: "Bytes per message.")
+    @Option(parsing: .unconditional, help: "Bytes per message.")
     var size = 128
 
-    @Option(help: "Messages outstanding per connection (1: ping-pong).")
+    @Option(parsing: .unconditional, help: "Messages outstanding per connection (1: ping-pong).")
     var pipeline = 1
 
-    @Option(help: "Seconds to run (default 10 unless --messages is given).")
+    @Option(parsing: .unconditional, help: "Seconds to run (default 10 unless --messages is given).")
     var duration: Double?
 
-    @Option(help: "Messages to send in all; the run ends when they are all echoed.")
+    @Option(parsing: .unconditional, help: "Messages to send in all; the run ends when they are all echoed.")
     var messages: Int?
 
-    @Option(help: "Messages per second over all connections (default: as fast as the server echoes).")
+    @Option(parsing: .unconditional, help: "Messages per second over all connections (default: as fast as the server echoes).")
     var rate: Double?
 
-    @Option(help: "Client threads.")
+    @Option(parsing: .unconditional, help: "Client threads.")
     var threads = 1
 
-    @Option(name: .customLong("connect-timeout"), help: "Seconds allowed for connecting.")
+    @Option(name: .customLong("connect-timeout"), parsing: .unconditional, help: "Seconds allowed for connecting.")
     var connectTimeout = 5.0
 
     @Flag(help: "Print the summary as one JSON object (progress goes to stderr).")

@@ -4,13 +4,13 @@ import LoadGen
 
 /// The built-in load generator's options, shared by every mode that runs the engine.
 struct LoadOptions: ParsableArguments {
-    @Option(help: "Start the built-in load generator with N connections to the engine (0: off).")
+    @Option(parsing: .unconditional, help: "Start the built-in load generator with N connections to the engine (0: off).")
     var load = 0
 
-    @Option(name: .customLong("load-size"), help: "Bytes per message of the built-in load.")
+    @Option(name: .customLong("load-size"), parsing: .unconditional, help: "Bytes per message of the built-in load.")
     var loadSize = 128
 
-    @Option(name: .customLong("load-pipeline"), help: "Messages outstanding per connection of the built-in load.")
+    @Option(name: .customLong("load-pipeline"), parsing: .unconditional, help: "Messages outstanding per connection of the built-in load.")
     var loadPipeline = 1
 
     func validate() throws {

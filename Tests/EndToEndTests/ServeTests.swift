@@ -5,6 +5,18 @@ import Glibc
 
 /// `iocptop serve` driven as a user runs it: the built binary in a child process.
 @Suite(.serialized) struct ServeTests {
+    /// A negative number is read as the option's value (not as an unknown flag) and rejected
+    /// by its range check, with the option's name in the message.
+    @Test(arguments: [("serve --workers -1", "--workers must be between 0 and 256"),
+                      ("load --connections -3", "connections must be between 1 and 1000000"),
+                      ("--batch --iterations -2", "--iterations must not be negative"),
+                      ("serve --work-us -5", "--work-us must be between 0 and 1000000")])
+    func negativeNumbersAreRangeErrors(arguments: String, message: String) throws {
+        let run = try ChildProcess(shell: "exec '\(iocptopPath)' \(arguments)")
+        #expect(run.waitForExit() == 64)
+        #expect(run.lines.contains { $0.contains(message) }, "\(run.lines)")
+    }
+
     @Test(arguments: ["io_uring", "epoll"])
     func serveEchoesAndDrainsOnSIGTERM(backend: String) throws {
         let server = try ChildProcess(shell: "exec '\(iocptopPath)' serve --port 0 --workers 2 --backend \(backend)")
