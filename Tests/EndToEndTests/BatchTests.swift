@@ -51,6 +51,16 @@ import Glibc
         #expect(server.lines.filter { $0.hasPrefix("    0  ") || $0.hasPrefix("    1  ") }.count >= 2)
     }
 
+    @Test func theBuiltInLoadMakesASelfContainedMeasurement() throws {
+        let run = try ChildProcess(shell: "exec '\(iocptopPath)' --batch --json --port 0 --workers 2 --load 16 --iterations 4 --refresh-ms 200 2>/dev/null")
+        #expect(run.waitForExit() == 0)
+        let last = try #require(run.lines.last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(last)")
+        #expect(object["connections_open"] as? Int == 16)
+        #expect((object["completions_per_s"] as? Double ?? 0) > 0, "\(last)")
+        #expect((object["mb_in_per_s"] as? Double ?? 0) > 0)
+    }
+
     @Test func badRefreshIsRejected() throws {
         let run = try ChildProcess(shell: "exec '\(iocptopPath)' --batch --refresh-ms 5")
         let status = try #require(run.waitForExit())
