@@ -2,7 +2,7 @@
 # Echo servers compared in one run: iocptop (io_uring, epoll), a plain single-threaded C epoll
 # server (Benchmarks/baseline/epoll_echo.c) and SwiftNIO's NIOEchoServer.
 #
-#   Benchmarks/echo.sh [--rounds N] [--seconds S] [--skip-nio] [--skip-memory]
+#   Benchmarks/echo.sh [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory]
 #
 # Every server runs pinned to core 0, the load generator (`iocptop load`, release build) to
 # core 1. Servers are interleaved round by round; the table gives medians over the rounds.
@@ -13,14 +13,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0
+ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --skip-nio) SKIP_NIO=1; shift ;;
     --skip-memory) SKIP_MEMORY=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory]" >&2; exit 2 ;;
+    --only-memory) ONLY_MEMORY=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory]" >&2; exit 2 ;;
   esac
 done
 WORK=$(mktemp -d /tmp/iocptop-echo-bench.XXXXXX)
@@ -74,6 +75,7 @@ SERVERS="iocptop-io_uring iocptop-epoll c-epoll"
 WORKLOADS="pingpong-1x128:1:128:1 pingpong-100x128:100:128:1 pingpong-1000x128:1000:128:1 pingpong-100x4k:100:4096:1 stream-10x64k:10:65536:4"
 TICK=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
+[ "$ONLY_MEMORY" = 1 ] && ROUNDS=0
 for round in $(seq 1 "$ROUNDS"); do
   for workload in $WORKLOADS; do
     IFS=: read -r name connections size pipeline <<< "$workload"
@@ -101,7 +103,7 @@ PY
   done
 done
 
-python3 - "$RESULTS" <<'PY'
+[ "$ONLY_MEMORY" = 0 ] && python3 - "$RESULTS" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):

@@ -64,12 +64,11 @@ final class Connection: @unchecked Sendable {
     var receiveSubmitter = 0
     var sendSubmitter = 0
 
-    init(slot: Int, bufferSize: Int) {
+    /// `buffer` belongs to the connection table's slab, which outlives the connection.
+    init(slot: Int, buffer: UnsafeMutableRawBufferPointer) {
         self.slot = slot
-        buffer = .allocate(byteCount: bufferSize, alignment: 64)
+        self.buffer = buffer
     }
-
-    deinit { buffer.deallocate() }
 
     /// Resets the owner's fields for a new connection on `fd`.
     func reset(fd: CInt) {

@@ -1,7 +1,15 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Connection objects by slot, created on first use and reused forever after (pooled): a
 /// closed connection returns its slot, with its buffer, to the free list.
+///
+/// Echo buffers are carved from one anonymous mapping (`capacity` × buffer size, reserved, not
+/// committed): a page costs memory only once data has been written to it, so a connection that
+/// has not received anything costs its object alone. Separate heap allocations would not: the
+/// allocator's header beside each 8 KiB buffer dirties one page per connection.
 ///
 /// Lookups by slot (every completion) are lock-free: the slot array never moves and an entry
 /// is written once, before the connection's socket is associated with the port (which orders
@@ -11,18 +19,30 @@ final class ConnectionTable: @unchecked Sendable {
     let capacity: Int
     private let bufferSize: Int
     private let entries: UnsafeMutablePointer<Connection?>
+    private let slab: UnsafeMutableRawPointer
+    private let slabBytes: Int
     private let freeSlots = Mutex<(free: [Int], created: Int)>(([], 0))
 
-    init(capacity: Int, bufferSize: Int) {
+    /// Nil when the buffers' address space cannot be reserved (capacity × size too large).
+    init?(capacity: Int, bufferSize: Int) {
         self.capacity = capacity
         self.bufferSize = bufferSize
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: nil, count: capacity)
+        slabBytes = capacity * bufferSize
+        let mapped = mmap(nil, slabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            entries.deinitialize(count: capacity)
+            entries.deallocate()
+            return nil
+        }
+        slab = mapped
     }
 
     deinit {
         entries.deinitialize(count: capacity)
         entries.deallocate()
+        munmap(slab, slabBytes)
     }
 
     /// The connection in `slot`. The slot must have been handed out by `take`.
@@ -34,7 +54,8 @@ final class ConnectionTable: @unchecked Sendable {
         freeSlots.withLock { pool -> Connection? in
             if let slot = pool.free.popLast() { return entries[slot] }
             guard pool.created < capacity else { return nil }
-            let connection = Connection(slot: pool.created, bufferSize: bufferSize)
+            let buffer = UnsafeMutableRawBufferPointer(start: slab + pool.created * bufferSize, count: bufferSize)
+            let connection = Connection(slot: pool.created, buffer: buffer)
             entries[pool.created] = connection
             pool.created += 1
             return connection

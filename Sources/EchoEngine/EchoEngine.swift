@@ -93,8 +93,12 @@ public final class EchoEngine: @unchecked Sendable {
         listener = try Listener(bindAddress: configuration.bindAddress, port: configuration.port)
         address = listener.address
         listenPort = listener.port
-        connections = ConnectionTable(capacity: configuration.maxConnections,
-                                      bufferSize: configuration.ioBufferSize)
+        guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: configuration.ioBufferSize) else {
+            close(listener.fd)
+            throw EngineError.invalidConfiguration(
+                "cannot reserve \(configuration.maxConnections) × \(configuration.ioBufferSize) bytes of echo buffers; lower --max-connections or --buffer-size")
+        }
+        connections = table
         stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers)
         // Weak: the sampler must not keep a dropped engine alive (deinit stops it).
         final class WeakEngine: @unchecked Sendable { weak var engine: EchoEngine? }
