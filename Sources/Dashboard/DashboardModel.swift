@@ -93,8 +93,9 @@ public struct DashboardModel: Sendable {
 
     /// Adjusts the scroll so the selected row is within the `visibleRows` shown.
     public mutating func keepSelectionVisible(visibleRows: Int) {
+        let rows = rows
         let count = rows.count
-        let index = selectedIndex ?? 0
+        let index = rows.firstIndex { $0.id == selectedID } ?? 0
         let height = max(1, visibleRows)
         if index < scroll { scroll = index }
         if index >= scroll + height { scroll = index - height + 1 }

@@ -20,7 +20,7 @@ struct JSONLine {
     /// A number with at most `decimals` decimals (no exponent, no NaN: JSON has neither).
     mutating func add(_ name: String, _ value: Double, decimals: Int = 1) {
         key(name)
-        text += Self.number(value, decimals: decimals)
+        text += Format.fixed(value, decimals: decimals)
     }
 
     mutating func add(_ name: String, objects: [JSONLine]) {
@@ -34,10 +34,6 @@ struct JSONLine {
     }
 
     var string: String { text + "}" }
-
-    static func number(_ value: Double, decimals: Int) -> String {
-        Format.fixed(value, decimals: decimals)
-    }
 
     static func quoted(_ value: String) -> String {
         var out = "\""

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import CompletionPort
 import EchoEngine
 #if canImport(Glibc)
@@ -74,16 +75,7 @@ enum TotalsLine {
         return "up \(Int(up))s · open \(totals.openConnections) (peak \(totals.peakConnections))"
             + " · accepted \(totals.accepted) refused \(totals.refused) errors \(totals.closedByError)"
             + (totals.acceptErrors > 0 ? " accept-failures \(totals.acceptErrors)" : "")
-            + " · \(rate(completions)) completions/s · in \(fixed(megabytesIn)) MB/s out \(fixed(megabytesOut)) MB/s"
+            + " · \(Format.rate(completions)) completions/s · in \(Format.fixed(megabytesIn)) MB/s out \(Format.fixed(megabytesOut)) MB/s"
             + " · workers \(totals.liveWorkers) pending \(totals.pendingOperations)"
-    }
-
-    static func rate(_ value: Double) -> String {
-        value >= 1000 ? "\(fixed(value / 1000))k" : "\(Int(value.rounded()))"
-    }
-
-    static func fixed(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(abs(tenths % 10))"
     }
 }
