@@ -21,8 +21,12 @@ let package = Package(
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
         .target(name: "CAtomicWords"),
-        .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing"]),
+        // memfd, descriptor passing and peer credentials: sharing an engine with its viewers.
+        .target(name: "CShare"),
+        .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare"]),
         .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
+        // Publishing an engine (runtime directory, control socket) and attaching to one.
+        .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EchoEngine", "EngineStats"]),
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
         .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
@@ -30,7 +34,7 @@ let package = Package(
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "CompletionPort", "LoadGen", "Dashboard",
+            "EchoEngine", "EngineStats", "EngineLink", "CompletionPort", "LoadGen", "Dashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
@@ -39,6 +43,7 @@ let package = Package(
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
+        .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "EchoEngine", "EngineStats", "CShare", "Loopback"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort"]),

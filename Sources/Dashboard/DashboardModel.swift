@@ -58,6 +58,7 @@ public struct DashboardModel: Sendable {
             rates = FrameRates(previous: nil, current: next)
         }
         frame = next
+        workMicroseconds = next.settings.workMicroseconds
     }
 
     /// The table's rows: live workers, and exited ones for `exitedLingerNs`, sorted.

@@ -79,13 +79,4 @@ public enum KeyMap {
         ("h ? F1", "this help"),
         ("q F10 ^C", "quit: drain (bounded), restore the terminal"),
     ]
-
-    /// The simulated-work steps `w` and `W` move through, in µs.
-    public static let workSteps = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-
-    /// The next work step below (`step` -1) or above (+1) `current`.
-    public static func workStep(from current: Int, _ step: Int) -> Int {
-        if step > 0 { return workSteps.first { $0 > current } ?? workSteps.last! }
-        return workSteps.last { $0 < current } ?? 0
-    }
 }

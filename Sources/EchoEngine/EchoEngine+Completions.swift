@@ -46,9 +46,10 @@ extension EchoEngine {
             let until = CIOURing_now_ns() + Int64(work) * 1000
             while CIOURing_now_ns() < until {}
         }
-        if configuration.blockMicroseconds > 0 {
+        let block = blockMicroseconds.load(ordering: .relaxed)
+        if block > 0 {
             worker.enter(.blocked)
-            port.blocking { _ = usleep(useconds_t(configuration.blockMicroseconds)) }
+            port.blocking { _ = usleep(useconds_t(block)) }
             worker.enter(.running)
         }
     }

@@ -49,6 +49,9 @@ extension EchoEngine {
         frame.engine.acceptErrors = acceptErrorCount.load(ordering: .relaxed)
         frame.engine.draining = isDraining
         frame.engine.drained = isDrained
+        frame.settings.workMicroseconds = simulatedWorkMicroseconds
+        frame.settings.blockMicroseconds = simulatedBlockMicroseconds
+        frame.settings.workersTarget = workersTarget
 
         let slotCount = EngineConfiguration.maxWorkers
         tallyLock.withLock { _ in

@@ -49,7 +49,21 @@ public final class EchoEngine: @unchecked Sendable {
     /// Simulated CPU work per completion, in µs; changeable while serving.
     /// relaxed: a setting read once per completion, ordered with nothing else.
     let workMicroseconds: Atomic<Int>
+    /// Simulated blocking per completion, in µs; changeable while serving.
+    /// relaxed: a setting read once per completion, ordered with nothing else.
+    let blockMicroseconds: Atomic<Int>
     private let drained = Atomic<Bool>(false)
+    /// The report of the one drain, once it has finished.
+    private let drainResult = Mutex<DrainReport?>(nil)
+    /// Shutdown packets posted and not yet taken by a worker: `retireWorker` retires only
+    /// workers that no queued packet will retire already.
+    /// acquiring/releasing: a worker marks itself retiring before it takes its packet off this
+    /// count, so `apply` never counts a worker as both live and still to be retired.
+    let shutdownsQueued = Atomic<Int>(0)
+    /// Serialises retiring: the live count and the queued packets are read and changed under it.
+    private let commandLock = Mutex<Void>(())
+    /// Serialises `apply`: a relative command reads and sets under it.
+    let applyLock = Mutex<Void>(())
 
     // Engine-wide counters: one update per connection event, never per completion.
     // relaxed: independent monotonic counters and gauges, read for display only.
@@ -89,6 +103,7 @@ public final class EchoEngine: @unchecked Sendable {
         }
         self.configuration = configuration
         workMicroseconds = Atomic(configuration.workMicroseconds)
+        blockMicroseconds = Atomic(configuration.blockMicroseconds)
         Listener.raiseDescriptorLimit()
         listener = try Listener(bindAddress: configuration.bindAddress, port: configuration.port)
         address = listener.address
@@ -118,6 +133,14 @@ public final class EchoEngine: @unchecked Sendable {
             throw EngineError.port(error)
         }
         reference.engine = self
+        var identity = EngineIdentity()
+        identity.pid = getpid()
+        identity.processStartTicks = ProcessStart.ticks(of: getpid()) ?? 0
+        identity.backend = "\(port.backend)"
+        identity.address = address
+        identity.note = port.fallbackReason.map { "io_uring unavailable: \($0)" } ?? ""
+        identity.periodNs = sampler.periodNs
+        stats.describe(identity)
         for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
         if configuration.countsWorkerActivity { sampler.start() }
         do {
@@ -165,22 +188,40 @@ public final class EchoEngine: @unchecked Sendable {
     }
 
     /// Posts one shutdown packet: whichever worker dequeues it finishes the packets it holds and
-    /// exits. Returns false when no worker is left to retire.
+    /// exits. Returns false when every live worker already has a shutdown packet queued for it.
     @discardableResult
     public func retireWorker() throws(EngineError) -> Bool {
+        try commandLock.withLock { _ throws(EngineError) -> Bool in try retireWorkerLocked() }
+    }
+
+    private func retireWorkerLocked() throws(EngineError) -> Bool {
         guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
         let live = workers.withLock { list in list.filter { !$0.hasExited && !$0.retiring }.count }
-        guard live > 0 else { return false }
-        do {
-            try port.post(key: Self.controlKey, context: Self.shutdownContext)
-        } catch {
-            throw EngineError.port(error)
-        }
+        // acquiring: pairs with the worker's releasing decrement, made after it marked itself
+        // retiring (so it is not in `live` any more when its packet leaves this count).
+        guard live > shutdownsQueued.load(ordering: .acquiring) else { return false }
+        do { try postShutdown() } catch { throw EngineError.port(error) }
         return true
+    }
+
+    /// Posts one shutdown packet and counts it as queued.
+    private func postShutdown() throws(PortError) {
+        // relaxed increment: read under `commandLock`, or by the drain, which does not care.
+        shutdownsQueued.add(1, ordering: .relaxed)
+        do { try port.post(key: Self.controlKey, context: Self.shutdownContext) } catch {
+            shutdownsQueued.subtract(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    /// Workers asked for: live workers that no queued shutdown packet will retire.
+    public var workersTarget: Int {
+        max(0, liveWorkers - shutdownsQueued.load(ordering: .acquiring))
     }
 
     /// Changes the port's concurrency limit while serving (0: one per online CPU).
     public func setConcurrency(_ limit: Int) throws(EngineError) {
+        guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
         do { try port.setConcurrency(limit) } catch { throw EngineError.port(error) }
     }
 
@@ -190,31 +231,17 @@ public final class EchoEngine: @unchecked Sendable {
         set { workMicroseconds.store(min(1_000_000, max(0, newValue)), ordering: .relaxed) }
     }
 
+    /// Simulated blocking per completion, in µs (0 to 1 000 000), changeable while serving.
+    public var simulatedBlockMicroseconds: Int {
+        get { blockMicroseconds.load(ordering: .relaxed) }
+        set { blockMicroseconds.store(min(1_000_000, max(0, newValue)), ordering: .relaxed) }
+    }
+
     /// Workers currently alive (started and not exited).
     public var liveWorkers: Int { workers.withLock { $0.filter { !$0.hasExited }.count } }
 
     /// Ids of workers that are alive.
     public var liveWorkerIDs: [Int] { workers.withLock { $0.filter { !$0.hasExited }.map(\.id) } }
-
-    // MARK: totals
-
-    /// Engine-wide totals right now.
-    public var totals: EngineTotals {
-        let counts = slots.totals()
-        var totals = EngineTotals()
-        totals.completions = counts.completions
-        totals.bytesIn = counts.bytesIn
-        totals.bytesOut = counts.bytesOut
-        totals.openConnections = openCount.load(ordering: .relaxed)
-        totals.peakConnections = peakCount.load(ordering: .relaxed)
-        totals.accepted = acceptedCount.load(ordering: .relaxed)
-        totals.refused = refusedCount.load(ordering: .relaxed)
-        totals.closedByError = closedByErrorCount.load(ordering: .relaxed)
-        totals.acceptErrors = acceptErrorCount.load(ordering: .relaxed)
-        totals.liveWorkers = liveWorkers
-        totals.pendingOperations = port.pendingOperations
-        return totals
-    }
 
     // MARK: drain
 
@@ -222,12 +249,16 @@ public final class EchoEngine: @unchecked Sendable {
     /// operation is pending, post one shutdown packet per worker, join them, close the port.
     ///
     /// Bounded: whatever is left when `timeout` passes is abandoned to `port.close()`, which
-    /// cancels it. Idempotent: a second call returns an empty report.
+    /// cancels it. There is one drain: a call made while another thread drains waits for it
+    /// (up to `timeout`) and returns its report; a call after it returns the same report.
     public func drain(timeout: Duration = .seconds(5)) -> DrainReport {
         let started = ContinuousClock.now
         let deadline = started + timeout
         var report = DrainReport()
-        guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return report }
+        guard !draining.exchange(true, ordering: .acquiringAndReleasing) else {
+            while !isDrained, ContinuousClock.now < deadline { usleep(1000) }
+            return drainResult.withLock { $0 } ?? report
+        }
         // 1. Stop accepting: the multishot accept completes with ECANCELED.
         try? port.close(handle: listener.fd)
         // 2. Close every connection, through its strand.
@@ -247,7 +278,7 @@ public final class EchoEngine: @unchecked Sendable {
         // 4. One shutdown packet per worker, then join them.
         let list = workers.withLock { $0 }
         let live = list.filter { !$0.hasExited }
-        for _ in live { try? port.post(key: Self.controlKey, context: Self.shutdownContext) }
+        for _ in live { try? postShutdown() }
         while list.contains(where: { !$0.hasExited }), ContinuousClock.now < deadline {
             usleep(1000)
         }
@@ -257,6 +288,7 @@ public final class EchoEngine: @unchecked Sendable {
         for worker in list { worker.join() }
         report.timedOut = ContinuousClock.now >= deadline
         report.duration = ContinuousClock.now - started
+        drainResult.withLock { $0 = report }
         drained.store(true, ordering: .releasing)
         return report
     }
@@ -266,21 +298,6 @@ public final class EchoEngine: @unchecked Sendable {
 
     /// Whether `drain` has finished.
     public var isDrained: Bool { drained.load(ordering: .acquiring) }
-}
-
-/// Engine-wide counters at one moment.
-public struct EngineTotals: Sendable, Hashable {
-    public var completions: UInt64 = 0
-    public var bytesIn: UInt64 = 0
-    public var bytesOut: UInt64 = 0
-    public var openConnections = 0
-    public var peakConnections = 0
-    public var accepted: UInt64 = 0
-    public var refused: UInt64 = 0
-    public var closedByError: UInt64 = 0
-    public var acceptErrors: UInt64 = 0
-    public var liveWorkers = 0
-    public var pendingOperations = 0
 }
 
 /// What `drain` did.

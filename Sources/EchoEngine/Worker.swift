@@ -90,6 +90,9 @@ final class Worker: @unchecked Sendable {
                         try? engine.port.post(key: EchoEngine.controlKey, context: EchoEngine.shutdownContext)
                     }
                     retiringFlag.store(true, ordering: .relaxed)
+                    // releasing: the retiring mark above happens before the packet leaves the
+                    // queued count; pairs with the acquiring load in `retireWorker`.
+                    engine.shutdownsQueued.subtract(1, ordering: .releasing)
                     return
                 }
             }

@@ -195,7 +195,7 @@ for backend in [BackendChoice.ioURing, .epoll] {
         let before = residentKiB()
         let served = churn(port: engine.listenPort, cycles: options.churn)
         let after = residentKiB()
-        print("\(backend.rawValue): churn \(served)/\(options.churn) connect-echo-close cycles, RSS \(before) KiB → \(after) KiB (\(after - before >= 0 ? "+" : "")\(after - before) KiB), pooled connection objects: \(engine.totals.peakConnections) peak open")
+        print("\(backend.rawValue): churn \(served)/\(options.churn) connect-echo-close cycles, RSS \(before) KiB → \(after) KiB (\(after - before >= 0 ? "+" : "")\(after - before) KiB), pooled connection objects: \(engine.currentFrame().engine.peakConnections) peak open")
     }
     _ = engine.drain()
 }

@@ -33,6 +33,19 @@ public struct EngineSample: Sendable, Hashable {
     public init() {}
 }
 
+/// The engine's settings that the operator can change while it serves (the concurrency limit
+/// is in `PortSample`).
+public struct EngineSettings: Sendable, Hashable {
+    /// Simulated CPU work per completion, in µs.
+    public var workMicroseconds = 0
+    /// Simulated blocking per completion, in µs.
+    public var blockMicroseconds = 0
+    /// Workers asked for: started, plus added, minus retired (shutdown packets posted).
+    public var workersTarget = 0
+
+    public init() {}
+}
+
 /// One sample of the whole engine: what the ring stores and readers get back.
 public struct StatsFrame: Sendable, Hashable {
     /// 1 for the first frame published, then consecutive.
@@ -45,6 +58,8 @@ public struct StatsFrame: Sendable, Hashable {
     public var processCPUNs: UInt64 = 0
     public var port = PortSample()
     public var engine = EngineSample()
+    /// The engine's live settings.
+    public var settings = EngineSettings()
     /// Counts of workers whose slots have been reused; `totals` adds them in.
     public var retired = WorkerCounts()
     /// Every worker that has a slot, live or exited, in slot order.
@@ -65,62 +80,15 @@ public struct StatsFrame: Sendable, Hashable {
     /// Workers not exited.
     public var liveWorkers: Int { workers.count - workers(in: .exited) }
 
-    /// Words of the fixed part in the ring.
-    static let headerWordCount = 24
-
+    /// Writes the fixed part (every field of `FrameLayout.frameFields`, then the worker count).
     func writeHeader(to words: UnsafeMutablePointer<UInt64>, _ store: (UnsafeMutablePointer<UInt64>, UInt64) -> Void) {
-        store(words + 0, number)
-        store(words + 1, timestampNs)
-        store(words + 2, uptimeNs)
-        store(words + 3, processCPUNs)
-        store(words + 4, UInt64(port.queueDepth))
-        store(words + 5, UInt64(port.runningThreads))
-        store(words + 6, UInt64(port.concurrency))
-        store(words + 7, UInt64(port.parkedThreads))
-        store(words + 8, UInt64(port.pendingOperations))
-        store(words + 9, UInt64(engine.openConnections))
-        store(words + 10, UInt64(engine.peakConnections))
-        store(words + 11, engine.accepted)
-        store(words + 12, engine.refused)
-        store(words + 13, engine.closedByError)
-        store(words + 14, engine.acceptErrors)
-        store(words + 15, (engine.draining ? 1 : 0) | (engine.drained ? 2 : 0))
-        store(words + 16, retired.accepts)
-        store(words + 17, retired.receives)
-        store(words + 18, retired.sends)
-        store(words + 19, retired.posted)
-        store(words + 20, retired.bytesIn)
-        store(words + 21, retired.bytesOut)
-        store(words + 22, UInt64(workers.count))
-        store(words + 23, 0)
+        for (index, field) in FrameLayout.frameFields.enumerated() { store(words + index, field.word(of: self)) }
+        store(words + FrameLayout.frameFields.count, UInt64(workers.count))
     }
 
     /// Reads the fixed part and returns the worker count it names.
     mutating func readHeader(from words: UnsafeMutablePointer<UInt64>, _ load: (UnsafeMutablePointer<UInt64>) -> UInt64) -> Int {
-        number = load(words + 0)
-        timestampNs = load(words + 1)
-        uptimeNs = load(words + 2)
-        processCPUNs = load(words + 3)
-        port.queueDepth = Int(truncatingIfNeeded: load(words + 4))
-        port.runningThreads = Int(truncatingIfNeeded: load(words + 5))
-        port.concurrency = Int(truncatingIfNeeded: load(words + 6))
-        port.parkedThreads = Int(truncatingIfNeeded: load(words + 7))
-        port.pendingOperations = Int(truncatingIfNeeded: load(words + 8))
-        engine.openConnections = Int(truncatingIfNeeded: load(words + 9))
-        engine.peakConnections = Int(truncatingIfNeeded: load(words + 10))
-        engine.accepted = load(words + 11)
-        engine.refused = load(words + 12)
-        engine.closedByError = load(words + 13)
-        engine.acceptErrors = load(words + 14)
-        let flags = load(words + 15)
-        engine.draining = flags & 1 != 0
-        engine.drained = flags & 2 != 0
-        retired.accepts = load(words + 16)
-        retired.receives = load(words + 17)
-        retired.sends = load(words + 18)
-        retired.posted = load(words + 19)
-        retired.bytesIn = load(words + 20)
-        retired.bytesOut = load(words + 21)
-        return Int(truncatingIfNeeded: load(words + 22))
+        for (index, field) in FrameLayout.frameFields.enumerated() { field.set(load(words + index), in: &self) }
+        return Int(truncatingIfNeeded: load(words + FrameLayout.frameFields.count))
     }
 }

@@ -1,4 +1,5 @@
 import CAtomicWords
+import CShare
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,33 +15,108 @@ import Glibc
 /// Every word is read and written with atomic operations, so a torn copy is detected, never
 /// undefined behaviour.
 ///
-/// The storage is anonymous memory mapped once: pages a frame never touches (slots of workers
-/// that do not exist) cost nothing.
+/// The storage is one shared-memory file (a memfd) mapped once, led by a `RingHeader` that
+/// says what it holds: pages a frame never touches (slots of workers that do not exist) cost
+/// nothing. Viewers in other processes map the same file read-only (`init(attaching:)`).
 public final class StatsRing: @unchecked Sendable {
+    // @unchecked: the mapping is shared by design; every access to it is an atomic word
+    // operation (see the seqlock protocol above), and the other properties are immutable.
     /// How many frames the ring holds.
     public let capacity: Int
     /// How many workers one frame can hold.
     public let workerCapacity: Int
+    /// The memfd holding the ring (-1 for a ring mapped from elsewhere): what an engine shares
+    /// with its viewers.
+    public let descriptor: CInt
+    /// False for a ring attached read-only: it can be read, never published to.
+    public let isWritable: Bool
     private let frameWords: Int
+    private let base: UnsafeMutablePointer<UInt64>
     private let storage: UnsafeMutablePointer<UInt64>
-    private let storageBytes: Int
+    private let mappedBytes: Int
     /// Number of the newest complete frame (0: none yet).
     private let head: UnsafeMutablePointer<UInt64>
 
+    /// Creates a ring in a fresh memfd (shared memory: never written back to a disk).
     public init(capacity: Int = 512, workerCapacity: Int) {
         precondition(capacity >= 2 && workerCapacity >= 1)
         self.capacity = capacity
         self.workerCapacity = workerCapacity
-        frameWords = 1 + StatsFrame.headerWordCount + workerCapacity * WorkerSample.wordCount
-        storageBytes = (capacity * frameWords + 16) * 8
-        let raw = mmap(nil, storageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        precondition(raw != MAP_FAILED, "cannot map \(storageBytes) bytes for the stats ring")
-        // The head sits on its own cache line, before the entries.
-        head = raw!.bindMemory(to: UInt64.self, capacity: capacity * frameWords + 16)
-        storage = head + 16
+        frameWords = RingHeader.frameWords(workerCapacity: workerCapacity)
+        mappedBytes = RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords)
+        isWritable = true
+        let fd = CShare_memfd("iocptop-stats")
+        var raw: UnsafeMutableRawPointer? = MAP_FAILED
+        if fd >= 0, ftruncate(fd, off_t(mappedBytes)) == 0 {
+            raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            _ = CShare_sealFutureWrites(fd)
+        }
+        if raw == MAP_FAILED {
+            // No memfd (an old kernel or a sandbox): private memory, not shareable.
+            if fd >= 0 { close(fd) }
+            raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            descriptor = -1
+        } else {
+            descriptor = fd
+        }
+        precondition(raw != MAP_FAILED, "cannot map \(mappedBytes) bytes for the stats ring")
+        base = raw!.bindMemory(to: UInt64.self, capacity: mappedBytes / 8)
+        head = base + RingHeader.headWord
+        storage = base + RingHeader.firstEntryWord
+        RingHeader.writeLayout(to: base, capacity: capacity, workerCapacity: workerCapacity, frameWords: frameWords)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(head), storageBytes) }
+    /// Maps the ring another process shares through `descriptor`, read-only: a viewer cannot
+    /// change what the engine publishes. Takes ownership of the descriptor.
+    /// - Throws: `RingAttachError` when the descriptor does not hold a ring of this layout.
+    public init(attaching fd: CInt) throws(RingAttachError) {
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { close(fd); throw .unreadable(errno) }
+        let size = Int(status.st_size)
+        guard size >= RingHeader.firstEntryWord * 8 else { close(fd); throw .notARing }
+        guard let raw = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+            close(fd)
+            throw .unreadable(errno)
+        }
+        let words = raw.bindMemory(to: UInt64.self, capacity: size / 8)
+        let layout = RingHeader.readLayout(from: words)
+        do throws(RingAttachError) {
+            try layout.check(mappedBytes: size)
+        } catch {
+            munmap(raw, size)
+            close(fd)
+            throw error
+        }
+        capacity = layout.capacity
+        workerCapacity = layout.workerCapacity
+        frameWords = layout.frameWords
+        mappedBytes = size
+        descriptor = fd
+        isWritable = false
+        base = words
+        head = base + RingHeader.headWord
+        storage = base + RingHeader.firstEntryWord
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(base), mappedBytes)
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// The engine's identity and settings as the header holds them now.
+    public var identity: EngineIdentity { RingHeader.readIdentity(from: base) }
+
+    /// Writes the engine's identity into the header (before the ring is shared).
+    public func describe(_ identity: EngineIdentity) {
+        precondition(isWritable)
+        RingHeader.writeIdentity(identity, to: base)
+    }
+
+    /// Records the sampling period in the header (the sampler calls it when the period changes).
+    public func recordPeriod(_ periodNs: UInt64) {
+        guard isWritable else { return }
+        RingHeader.writePeriod(periodNs, to: base)
+    }
 
     private func entry(_ number: UInt64) -> UnsafeMutablePointer<UInt64> {
         storage + Int((number - 1) % UInt64(capacity)) * frameWords
@@ -62,6 +138,7 @@ public final class StatsRing: @unchecked Sendable {
     /// Workers beyond `workerCapacity` are left out.
     @discardableResult
     public func publish(_ frame: StatsFrame) -> UInt64 {
+        precondition(isWritable, "a ring attached read-only cannot be published to")
         let number = AtomicWord_loadRelaxed(head) + 1
         let words = entry(number)
         // Odd sequence first; the releasing fence orders it before every data store below, so
@@ -73,10 +150,10 @@ public final class StatsRing: @unchecked Sendable {
         if stored.workers.count > workerCapacity { stored.workers.removeLast(stored.workers.count - workerCapacity) }
         // relaxed data stores: ordered by the fence above and the releasing store below.
         stored.writeHeader(to: words + 1, AtomicWord_storeRelaxed)
-        var workerWords = words + 1 + StatsFrame.headerWordCount
+        var workerWords = words + 1 + FrameLayout.frameWordCount
         for worker in stored.workers {
             worker.write(to: workerWords, AtomicWord_storeRelaxed)
-            workerWords += WorkerSample.wordCount
+            workerWords += FrameLayout.workerWordCount
         }
         // releasing: the data stores happen before a reader that acquires the even sequence.
         AtomicWord_storeRelease(words, 2 * number)
@@ -93,14 +170,14 @@ public final class StatsRing: @unchecked Sendable {
         // acquiring: pairs with the releasing even store in `publish`.
         let before = AtomicWord_loadAcquire(words)
         guard before == 2 * number else { return false }
-        let count = min(workerCapacity, frame.readHeader(from: words + 1, { AtomicWord_loadRelaxed($0) }))
+        let count = min(workerCapacity, max(0, frame.readHeader(from: words + 1, { AtomicWord_loadRelaxed($0) })))
         frame.workers.removeAll(keepingCapacity: true)
-        var workerWords = words + 1 + StatsFrame.headerWordCount
+        var workerWords = words + 1 + FrameLayout.frameWordCount
         for _ in 0..<count {
             var sample = WorkerSample()
             sample.read(from: workerWords, { AtomicWord_loadRelaxed($0) })
             frame.workers.append(sample)
-            workerWords += WorkerSample.wordCount
+            workerWords += FrameLayout.workerWordCount
         }
         // acquiring fence: orders the data loads above before the re-check; if any of them saw
         // a newer frame's store, the writer's releasing fence makes the odd sequence visible.

@@ -29,6 +29,7 @@ public final class StatsSampler: @unchecked Sendable {
         self.fill = fill
         periodNsValue = Atomic(Self.clamp(periodNs))
         stopWord.initialize(to: 0)
+        if ring.isWritable { ring.recordPeriod(Self.clamp(periodNs)) }
     }
 
     deinit {
@@ -44,7 +45,10 @@ public final class StatsSampler: @unchecked Sendable {
     public var periodNs: UInt64 {
         get { periodNsValue.load(ordering: .relaxed) }
         // relaxed: the sampler picks the new value up at its next wake-up; nothing else depends on it.
-        set { periodNsValue.store(Self.clamp(newValue), ordering: .relaxed) }
+        set {
+            periodNsValue.store(Self.clamp(newValue), ordering: .relaxed)
+            ring.recordPeriod(Self.clamp(newValue))
+        }
     }
 
     /// Starts the sampling thread (once).

@@ -1,53 +1,60 @@
 import CIOURing
-import EchoEngine
 import EngineStats
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `iocptop --batch`: prints one report per stats frame until the iteration count, a signal,
-/// or a closed stdout stops it.
+/// `iocptop --batch` and `iocptop attach --batch`: prints one report per frame until the
+/// iteration count, a signal, a closed stdout, or the end of the engine stops it.
 struct BatchMode {
-    let engine: EchoEngine
+    let source: FrameSource
     let json: Bool
     let iterations: Int
     let signals: StopSignals
 
-    func run() {
-        let identity = EngineIdentity(backend: "\(engine.port.backend)", address: engine.address)
+    /// Why the printing stopped.
+    enum Ending: Equatable { case done, signal, engineGone(String) }
+
+    @discardableResult
+    func run() -> Ending {
         var previous: StatsFrame?
         var printed = 0
         while iterations == 0 || printed < iterations {
-            guard let frame = nextFrame(after: previous) else { return }
-            let report = BatchReport(identity: identity, frame: frame, rates: FrameRates(previous: previous, current: frame))
-            guard printLine(json ? report.json : report.text) else { return }
+            let frame: StatsFrame
+            switch nextFrame(after: previous) {
+            case .frame(let next): frame = next
+            case .stop(let ending): return ending
+            }
+            let report = BatchReport(identity: source.identity, frame: frame, rates: FrameRates(previous: previous, current: frame))
+            guard printLine(json ? report.json : report.text) else { return .done }
             previous = frame
             printed += 1
         }
+        return .done
     }
 
-    /// Waits for a frame newer than `previous`; nil when SIGINT or SIGTERM arrives.
-    private func nextFrame(after previous: StatsFrame?) -> StatsFrame? {
-        let ring = engine.stats
+    private enum Next { case frame(StatsFrame), stop(Ending) }
+
+    /// Waits for a frame newer than `previous`.
+    private func nextFrame(after previous: StatsFrame?) -> Next {
         let last = previous?.number ?? 0
         if let previous {
             // Sleep until the sampler's next frame is due, then look in short steps.
-            let due = Int64(previous.timestampNs + engine.sampler.periodNs) - CIOURing_now_ns()
+            let due = Int64(previous.timestampNs + source.identity.periodNs) - CIOURing_now_ns()
             if due > 0, let signal = signals.wait(milliseconds: Int(due / 1_000_000) + 1) {
-                announce(signal)
-                return nil
+                return .stop(announce(signal))
             }
         }
-        while ring.newest <= last {
-            if let signal = signals.wait(milliseconds: 2) {
-                announce(signal)
-                return nil
-            }
+        while source.newest <= last {
+            if let gone = source.ended { return .stop(.engineGone(gone)) }
+            if let signal = signals.wait(milliseconds: 5) { return .stop(announce(signal)) }
         }
-        return ring.latest()
+        guard let frame = source.latest() else { return .stop(.done) }
+        return .frame(frame)
     }
 
-    private func announce(_ signal: CInt) {
-        printError("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), draining")
+    private func announce(_ signal: CInt) -> Ending {
+        printError("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
+        return .signal
     }
 }

@@ -1,12 +1,6 @@
 import Dashboard
 import EngineStats
 
-/// What the batch printer knows about the engine besides its frames.
-struct EngineIdentity {
-    var backend: String
-    var address: String
-}
-
 /// One `--batch` block: a totals line and a worker table (text), or one JSON object.
 struct BatchReport {
     let identity: EngineIdentity
@@ -51,57 +45,37 @@ struct BatchReport {
 
     // MARK: JSON
 
-    /// The stable schema documented in README.md.
+    /// The stable schema documented in README.md: the frame's fields as `FrameLayout` names
+    /// them, then what is derived from two frames; keys are only ever appended.
     var json: String {
         let totals = frame.totals
         var line = JSONLine()
-        line.add("frame", frame.number)
-        line.add("uptime_s", Double(frame.uptimeNs) / 1e9, decimals: 3)
+        for field in FrameLayout.frameFields { line.add(field, of: frame) }
         line.add("interval_s", rates.intervalSeconds, decimals: 3)
         line.add("backend", identity.backend)
         line.add("address", identity.address)
+        line.add("pid", Int(identity.pid))
         line.add("workers_live", frame.liveWorkers)
         line.add("workers_running", frame.workers(in: .running))
         line.add("workers_waiting", frame.workers(in: .waiting))
         line.add("workers_blocked", frame.workers(in: .blocked))
-        line.add("port_running", frame.port.runningThreads)
-        line.add("concurrency", frame.port.concurrency)
-        line.add("queue_depth", frame.port.queueDepth)
-        line.add("parked", frame.port.parkedThreads)
-        line.add("pending", frame.port.pendingOperations)
         line.add("busy_pct", rates.poolBusyPercent)
         line.add("cpu_pct", rates.processCPUPercent)
-        line.add("connections_open", frame.engine.openConnections)
-        line.add("connections_peak", frame.engine.peakConnections)
-        line.add("accepted", frame.engine.accepted)
-        line.add("refused", frame.engine.refused)
-        line.add("closed_by_error", frame.engine.closedByError)
-        line.add("accept_errors", frame.engine.acceptErrors)
         line.add("completions", totals.completions)
         line.add("completions_per_s", rates.completionsPerSecond)
         line.add("bytes_in", totals.bytesIn)
         line.add("bytes_out", totals.bytesOut)
         line.add("mb_in_per_s", rates.bytesInPerSecond / 1e6, decimals: 3)
         line.add("mb_out_per_s", rates.bytesOutPerSecond / 1e6, decimals: 3)
-        line.add("draining", frame.engine.draining)
-        line.add("drained", frame.engine.drained)
         line.add("workers", objects: zip(rates.workers, frame.workers).map { worker, sample in
             var object = JSONLine()
-            object.add("id", worker.id)
-            object.add("slot", worker.slot)
-            object.add("state", worker.state.description)
+            for field in FrameLayout.workerFields { object.add(field, of: sample) }
             object.add("busy_pct", worker.busyPercent)
             object.add("cpu_pct", worker.cpuPercent)
             object.add("completions_per_s", worker.completionsPerSecond)
             object.add("completions", worker.totalCompletions)
-            object.add("accepts", sample.counts.accepts)
-            object.add("receives", sample.counts.receives)
-            object.add("sends", sample.counts.sends)
-            object.add("posted", sample.counts.posted)
             object.add("mb_in_per_s", worker.bytesInPerSecond / 1e6, decimals: 3)
             object.add("mb_out_per_s", worker.bytesOutPerSecond / 1e6, decimals: 3)
-            object.add("pending", worker.pending)
-            object.add("connections", worker.connections)
             return object
         })
         return line.string

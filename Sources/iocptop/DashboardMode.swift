@@ -9,53 +9,69 @@ import Synchronization
 import Glibc
 #endif
 
-/// `iocptop` in a terminal: the dashboard loop.
+/// `iocptop` and `iocptop attach` in a terminal: the dashboard loop.
 ///
 /// One thread (this one) reads keys, signals and stats frames, and sleeps in `poll` on standard
-/// input and a signalfd until the next frame is due: no busy waking. It never blocks the
-/// engine: it reads the stats ring and sends commands (add, retire, concurrency, drain), and
-/// runs the drain on a thread of its own so the screen shows it live.
+/// input, a signalfd and (attached) the engine's pidfd until the next frame is due: no busy
+/// waking. It sees the engine only through a `FrameSource` and sends commands through an
+/// `EngineControl`, the same for an engine in this process and one attached over its socket.
 final class DashboardMode {
-    private let engine: EchoEngine
+    private let source: FrameSource
+    private let control: EngineControl
     private let load: BuiltInLoad
+    /// What the status line says the view is on ("pid 1234", or nil for an engine in this process).
+    private let attachedTo: String?
     private let signalDescriptor: CInt
     private let terminal: CursesTerminal
     private var model: DashboardModel
     private var view: DashboardView
     private var knownExited: Set<Int> = []
     private var retiresAwaited = 0
-    private var drainThread: pthread_t?
-    /// The report of a drain run by `d`, written by its thread before it ends.
-    private let drainReport = DrainReportBox()
     private var quitting = false
+    /// Set once the attached engine's process is gone: the last frame stays on screen.
+    private var engineGone: String?
 
     /// Takes over the terminal. `signals`: SIGINT, SIGTERM and SIGWINCH, already blocked in
     /// every thread, read here through a signalfd.
-    init(engine: EchoEngine, load: BuiltInLoad, signals: sigset_t, colors: Bool) throws(CursesTerminal.StartError) {
-        self.engine = engine
+    init(source: FrameSource, control: EngineControl, load: BuiltInLoad, attachedTo: String?,
+         signals: sigset_t, colors: Bool) throws(CursesTerminal.StartError) {
+        self.source = source
+        self.control = control
         self.load = load
+        self.attachedTo = attachedTo
         var mask = signals
         signalDescriptor = signalfd(-1, &mask, CInt(SFD_CLOEXEC | SFD_NONBLOCK))
         let unicode = CNcurses_localeIsUTF8() != 0
         terminal = try CursesTerminal(colors: colors)
         view = DashboardView(unicode: unicode)
-        model = DashboardModel(backend: "\(engine.port.backend)", address: engine.address)
-        model.workMicroseconds = engine.simulatedWorkMicroseconds
+        let identity = source.identity
+        model = DashboardModel(backend: identity.backend, address: identity.address)
         if load.isRunning { model.loadConnections = load.configuration.connections }
-        model.status = "serving on \(engine.address) · press h for help"
+        if let attachedTo {
+            model.status = "attached to \(attachedTo) (\(identity.address)) · q leaves it serving · h for help"
+        } else {
+            model.status = "serving on \(identity.address) · pid \(identity.pid) · press h for help"
+        }
     }
 
     deinit { close(signalDescriptor) }
 
-    /// Runs until the operator quits (or SIGINT/SIGTERM); then drains (bounded) and restores
-    /// the terminal. Returns the drain's report.
-    func run() -> DrainReport {
+    /// Runs until the operator quits (or SIGINT/SIGTERM). `finishing` runs before the terminal
+    /// is restored, with the screen still showing its progress (the local engine's drain).
+    func run(finishing: () -> Void) {
         var lastFrame: UInt64 = 0
         var dirty = true
         while !quitting {
-            if engine.stats.newest > lastFrame, let frame = engine.stats.latest() {
+            if engineGone == nil, source.newest > lastFrame, let frame = source.latest() {
                 lastFrame = frame.number
                 ingest(frame)
+                dirty = true
+            }
+            if engineGone == nil, let gone = source.ended {
+                engineGone = gone
+                if load.isRunning { load.stop() }
+                model.loadConnections = nil
+                model.status = "\(gone) — the last frame stays on screen; press q to quit"
                 dirty = true
             }
             if dirty {
@@ -64,28 +80,28 @@ final class DashboardMode {
             }
             var descriptors = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&descriptors, 2, CInt(millisecondsUntilNextFrame()))
+            if engineGone == nil, source.endDescriptor >= 0 {
+                descriptors.append(pollfd(fd: source.endDescriptor, events: Int16(POLLIN), revents: 0))
+            }
+            _ = poll(&descriptors, nfds_t(descriptors.count), CInt(millisecondsUntilNextFrame()))
             if readSignals() { dirty = true }
             while let key = terminal.readKey() {
                 handle(key)
                 dirty = true
             }
         }
-        model.status = "quitting: draining the engine…"
-        render()
         load.stop()
-        var report = engine.drain(timeout: .seconds(5))
-        if let drainThread {
-            pthread_join(drainThread, nil)
-            report = drainReport.report.withLock { $0 } ?? report
+        if attachedTo == nil {
+            model.status = "quitting: draining the engine…"
+            render()
         }
+        finishing()
         terminal.end()
-        return report
     }
 
     private func millisecondsUntilNextFrame() -> Int {
-        guard let frame = model.frame else { return 20 }
-        let due = Int64(frame.timestampNs + engine.sampler.periodNs) - CIOURing_now_ns()
+        guard engineGone == nil, let frame = model.frame else { return engineGone == nil ? 20 : 1000 }
+        let due = Int64(frame.timestampNs + source.identity.periodNs) - CIOURing_now_ns()
         return Int(min(1000, max(5, due / 1_000_000 + 2)))
     }
 
@@ -165,41 +181,30 @@ final class DashboardMode {
         }
     }
 
-    /// Actions that change the engine.
+    /// Actions that change the engine: one `EngineCommand` each, applied by the engine.
     private func command(_ action: Action) {
-        guard !engine.isDraining else {
-            model.status = "the engine is drained (or draining): press q to quit"
+        if let engineGone {
+            model.status = "\(engineGone): press q to quit"
             return
         }
-        do {
-            switch action {
-            case .addWorker:
-                let id = try engine.addWorker()
-                model.status = "added worker \(id) (\(engine.liveWorkers) live)"
-            case .retireWorker:
-                if try engine.retireWorker() {
-                    retiresAwaited += 1
-                    model.status = "posted shutdown packet…"
-                } else {
-                    model.status = "no worker left to retire"
-                }
-            case .lowerConcurrency, .raiseConcurrency:
-                let before = engine.port.concurrency
-                let after = max(1, before + (action == .raiseConcurrency ? 1 : -1))
-                try engine.setConcurrency(after)
-                model.status = "concurrency \(before) → \(after)"
-            case .lessWork, .moreWork:
-                let before = engine.simulatedWorkMicroseconds
-                engine.simulatedWorkMicroseconds = KeyMap.workStep(from: before, action == .moreWork ? 1 : -1)
-                model.workMicroseconds = engine.simulatedWorkMicroseconds
-                model.status = "simulated work \(before) → \(model.workMicroseconds) µs per completion"
-            case .drain:
-                startDrain()
-            default:
-                break
-            }
-        } catch {
-            model.status = "\(error)"
+        let command: EngineCommand
+        switch action {
+        case .addWorker: command = .addWorker
+        case .retireWorker: command = .retireWorker
+        case .lowerConcurrency: command = .changeConcurrency(by: -1)
+        case .raiseConcurrency: command = .changeConcurrency(by: 1)
+        case .lessWork: command = .stepWork(by: -1)
+        case .moreWork: command = .stepWork(by: 1)
+        case .drain: command = .drain
+        default: return
+        }
+        let outcome = control.send(command)
+        model.status = outcome.message
+        guard outcome.succeeded else { return }
+        switch command {
+        case .retireWorker: retiresAwaited += 1
+        case .drain: model.drainRequested = true
+        default: break
         }
     }
 
@@ -210,8 +215,8 @@ final class DashboardMode {
             model.status = "built-in load off: \(report?.messages ?? 0) messages echoed, \(report?.mismatches ?? 0) mismatches"
             return
         }
-        guard !engine.isDraining else {
-            model.status = "the engine is drained (or draining): press q to quit"
+        guard engineGone == nil, model.frame?.engine.draining != true else {
+            model.status = "the engine is drained, draining or gone: press q to quit"
             return
         }
         do {
@@ -221,36 +226,5 @@ final class DashboardMode {
         } catch {
             model.status = "built-in load: \(error)"
         }
-    }
-
-    /// The seed's graceful shutdown, on its own thread so the screen follows it.
-    private func startDrain() {
-        model.drainRequested = true
-        model.status = "draining…"
-        let box = Unmanaged.passRetained(DrainJob(engine: engine, result: drainReport)).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { raw in
-            let job = Unmanaged<DrainJob>.fromOpaque(raw!).takeRetainedValue()
-            let report = job.engine.drain(timeout: .seconds(10))
-            job.result.report.withLock { $0 = report }
-            return nil
-        }, box)
-        drainThread = thread
-    }
-}
-
-/// Where the drain thread leaves its report.
-final class DrainReportBox: Sendable {
-    let report = Mutex<DrainReport?>(nil)
-}
-
-/// What the drain thread needs.
-final class DrainJob: Sendable {
-    let engine: EchoEngine
-    let result: DrainReportBox
-
-    init(engine: EchoEngine, result: DrainReportBox) {
-        self.engine = engine
-        self.result = result
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EchoEngine
+import EngineStats
 import CNcurses
 #if canImport(Glibc)
 import Glibc
@@ -12,22 +13,14 @@ struct IOCPTop: ParsableCommand {
         commandName: "iocptop",
         abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll, watched live.",
         discussion: "Without a subcommand, `iocptop` runs `iocptop top`: the engine and its dashboard.",
-        subcommands: [TopCommand.self, ServeCommand.self, LoadCommand.self],
+        subcommands: [TopCommand.self, ServeCommand.self, ListCommand.self, AttachCommand.self, LoadCommand.self],
         defaultSubcommand: TopCommand.self
     )
 }
 
-/// `iocptop` / `iocptop top`: the engine with its live view — the dashboard in a terminal, or
-/// `--batch` tables (also what it prints when stdout is not a terminal).
-struct TopCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "top",
-        abstract: "The engine and its dashboard (the default), or --batch tables."
-    )
-
-    @OptionGroup var engine: EngineOptions
-    @OptionGroup var loadOptions: LoadOptions
-
+/// How a view shows frames: the dashboard, or `--batch` text or JSON. Shared by `iocptop` and
+/// `iocptop attach`.
+struct DisplayOptions: ParsableArguments {
     @Flag(help: "No dashboard: print a totals line and a worker table every interval, like `top -b`.")
     var batch = false
 
@@ -37,42 +30,65 @@ struct TopCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --batch: stop after N intervals (0: until SIGINT/SIGTERM).")
     var iterations = 0
 
-    @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
-    var refreshMilliseconds = 500
-
     @Flag(name: .customLong("no-color"), help: "Monochrome dashboard (also when NO_COLOR is set).")
     var noColor = false
 
     func validate() throws {
         guard iterations >= 0 else { throw ValidationError("--iterations must not be negative") }
+    }
+
+    /// Whether to draw the dashboard: not with --batch, not when stdout is not a terminal (said
+    /// on stderr). Sets the locale for the dashboard.
+    func wantsDashboard() -> Bool {
+        let toTerminal = isatty(STDOUT_FILENO) == 1
+        if !batch && !toTerminal { printError("iocptop: stdout is not a terminal, printing --batch tables") }
+        let dashboard = !batch && toTerminal
+        if dashboard { setlocale(LC_ALL, "") }
+        return dashboard
+    }
+
+    var colors: Bool { !noColor && (getenv("NO_COLOR").map { $0.pointee == 0 } ?? true) }
+}
+
+/// `iocptop` / `iocptop top`: the engine with its live view — the dashboard in a terminal, or
+/// `--batch` tables (also what it prints when stdout is not a terminal). The engine is published
+/// like `serve`'s, so other terminals can attach to it.
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "The engine and its dashboard (the default), or --batch tables."
+    )
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var loadOptions: LoadOptions
+    @OptionGroup var display: DisplayOptions
+
+    @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
+    var refreshMilliseconds = 500
+
+    func validate() throws {
         guard (50...60_000).contains(refreshMilliseconds) else {
             throw ValidationError("--refresh-ms must be between 50 and 60000")
         }
     }
 
     func run() throws {
-        let toTerminal = isatty(STDOUT_FILENO) == 1
-        if !batch && !toTerminal {
-            printError("iocptop: stdout is not a terminal, printing --batch tables")
-        }
-        let dashboard = !batch && toTerminal
-        if dashboard { setlocale(LC_ALL, "") }
+        let dashboard = display.wantsDashboard()
         // Blocked before any thread starts, so every engine thread inherits the mask.
         let signals = StopSignals(resize: dashboard)
         var configuration = engine.engineConfiguration
         configuration.statsPeriodMilliseconds = refreshMilliseconds
-        let server: EchoEngine
-        do {
-            server = try EchoEngine(configuration: configuration)
-        } catch {
-            printError("iocptop: \(error)")
-            throw ExitCode(1)
-        }
+        let server = try EngineStart.engine(configuration)
+        let publication = try EngineStart.publish(server)
+        defer { publication.withdraw() }
         let load = loadOptions.builtInLoad(for: server)
+        let source = RingFrameSource(ring: server.stats)
         guard dashboard else {
-            printError(ServeCommand.startLine(server))
+            printError(EngineStart.startLine(server))
             if loadOptions.startIfAsked(load) {
-                BatchMode(engine: server, json: json, iterations: iterations, signals: signals).run()
+                if BatchMode(source: source, json: display.json, iterations: display.iterations, signals: signals).run() == .signal {
+                    printError("iocptop: draining")
+                }
             }
             load.stop()
             printError("iocptop: \(server.drain(timeout: .seconds(5)))")
@@ -82,17 +98,18 @@ struct TopCommand: ParsableCommand {
             _ = server.drain(timeout: .seconds(5))
             throw ExitCode(1)
         }
-        let colors = !noColor && (getenv("NO_COLOR").map { $0.pointee == 0 } ?? true)
         let mode: DashboardMode
         do {
-            mode = try DashboardMode(engine: server, load: load, signals: signals.set, colors: colors)
+            mode = try DashboardMode(source: source, control: LocalControl(engine: server), load: load, attachedTo: nil,
+                                     signals: signals.set, colors: display.colors)
         } catch {
             printError("iocptop: \(error)")
             load.stop()
             _ = server.drain(timeout: .seconds(5))
             throw ExitCode(1)
         }
-        let report = mode.run()
-        printError("iocptop: \(report)")
+        var report: DrainReport?
+        mode.run { report = server.drain(timeout: .seconds(5)) }
+        if let report { printError("iocptop: \(report)") }
     }
 }

@@ -1,4 +1,5 @@
 import Dashboard
+import EngineStats
 
 /// Builds one JSON object on one line, keys in the order they are added (a stable schema
 /// reads better in a log than sorted keys).
@@ -21,6 +22,20 @@ struct JSONLine {
     mutating func add(_ name: String, _ value: Double, decimals: Int = 1) {
         key(name)
         text += Format.fixed(value, decimals: decimals)
+    }
+
+    /// A frame field under its JSON key, in JSON's units (seconds for durations); nothing for a
+    /// field JSON leaves out.
+    mutating func add<Record>(_ field: FrameField<Record>, of record: Record) {
+        guard let name = field.json else { return }
+        let word = field.word(of: record)
+        switch (field.kind, field.unit) {
+        case (.flag, _): add(name, word != 0)
+        case (.state, _): add(name, (WorkerState(rawValue: word) ?? .unused).description)
+        case (_, .nanoseconds): add(name, Double(word) / 1e9, decimals: 3)
+        case (.counter, _): add(name, word)
+        default: add(name, Int(truncatingIfNeeded: Int64(bitPattern: word)))
+        }
     }
 
     mutating func add(_ name: String, objects: [JSONLine]) {

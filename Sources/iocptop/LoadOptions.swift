@@ -31,6 +31,20 @@ struct LoadOptions: ParsableArguments {
         return BuiltInLoad(configuration: configuration)
     }
 
+    /// The built-in load aimed at an engine listening on `address` ("host:port"; a wildcard
+    /// host is reached on loopback).
+    func builtInLoad(forAddress address: String) -> BuiltInLoad {
+        var configuration = LoadConfiguration()
+        let colon = address.lastIndex(of: ":") ?? address.endIndex
+        let host = String(address[..<colon].filter { $0 != "[" && $0 != "]" })
+        configuration.host = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
+        configuration.port = colon < address.endIndex ? UInt16(address[address.index(after: colon)...]) ?? 0 : 0
+        configuration.connections = max(1, load == 0 ? 64 : load)
+        configuration.messageSize = loadSize
+        configuration.pipeline = loadPipeline
+        return BuiltInLoad(configuration: configuration)
+    }
+
     /// Starts `load` when `--load` asked for it; false (after one line on stderr) if it failed.
     func startIfAsked(_ load: BuiltInLoad) -> Bool {
         guard self.load > 0 else { return true }

@@ -2,15 +2,19 @@ import ArgumentParser
 import Dashboard
 import CompletionPort
 import EchoEngine
+import EngineLink
+import EngineStats
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `iocptop serve`: the engine headless, with one line of totals per second.
+/// `iocptop serve`: the engine headless, published for `iocptop list` / `attach`, with one line
+/// of totals per second.
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the echo engine without the dashboard; SIGINT or SIGTERM drains it."
+        abstract: "Run the echo engine without the dashboard; SIGINT or SIGTERM drains it.",
+        discussion: "Other terminals of the same user can watch and steer it: iocptop list, iocptop attach."
     )
 
     @OptionGroup var engine: EngineOptions
@@ -21,61 +25,77 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let signals = StopSignals()
-        let server: EchoEngine
-        do {
-            server = try EchoEngine(configuration: engine.engineConfiguration)
-        } catch {
-            printError("iocptop: \(error)")
-            throw ExitCode(1)
-        }
-        printLine(Self.startLine(server))
+        let server = try EngineStart.engine(engine.engineConfiguration)
+        let publication = try EngineStart.publish(server)
+        defer { publication.withdraw() }
+        printLine(EngineStart.startLine(server))
         let load = loadOptions.builtInLoad(for: server)
         defer { load.stop() }
         guard loadOptions.startIfAsked(load) else {
             _ = server.drain(timeout: .seconds(5))
             throw ExitCode(1)
         }
-        var previous = server.totals
-        var previousTime = ContinuousClock.now
-        let started = previousTime
-        while true {
+        let source = RingFrameSource(ring: server.stats)
+        var previous = source.latest()
+        while !server.isDrained {
             if let signal = signals.wait(milliseconds: 1000) {
                 printLine("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), draining")
                 break
             }
-            guard !quiet else { continue }
-            let now = ContinuousClock.now
-            let totals = server.totals
-            printLine(TotalsLine.format(totals, previous: previous, interval: now - previousTime, uptime: now - started))
-            previous = totals
-            previousTime = now
+            guard !quiet, let frame = source.latest(), frame.number != previous?.number else { continue }
+            printLine(TotalsLine.format(frame, previous: previous))
+            previous = frame
         }
         load.stop()
         let report = server.drain(timeout: .seconds(5))
         printLine("iocptop: \(report)")
     }
+}
 
-    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C".
+/// What every mode that runs an engine does first: start it, publish it, say so.
+enum EngineStart {
+    /// Starts the engine, or prints one line and exits 1.
+    static func engine(_ configuration: EngineConfiguration) throws -> EchoEngine {
+        do {
+            return try EchoEngine(configuration: configuration)
+        } catch {
+            printError("iocptop: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Publishes the engine for `iocptop list` and `attach`, or drains it, prints one line and
+    /// exits 1.
+    static func publish(_ server: EchoEngine) throws -> EnginePublication {
+        do {
+            return try EnginePublication(engine: server)
+        } catch {
+            printError("iocptop: cannot publish the engine for attach: \(error)")
+            _ = server.drain(timeout: .seconds(5))
+            throw ExitCode(1)
+        }
+    }
+
+    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C · pid P".
     static func startLine(_ server: EchoEngine) -> String {
         let port = server.port
-        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency)"
+        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · pid \(getpid())"
         if let reason = port.fallbackReason { line += " (io_uring unavailable: \(reason))" }
         return line
     }
 }
 
-/// One line of engine totals with rates over the last interval.
+/// One line of engine totals, with rates since the previous line's frame.
 enum TotalsLine {
-    static func format(_ totals: EngineTotals, previous: EngineTotals, interval: Duration, uptime: Duration) -> String {
-        let seconds = max(1e-6, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
-        let completions = Double(totals.completions &- previous.completions) / seconds
-        let megabytesIn = Double(totals.bytesIn &- previous.bytesIn) / seconds / 1e6
-        let megabytesOut = Double(totals.bytesOut &- previous.bytesOut) / seconds / 1e6
-        let up = (Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18).rounded()
-        return "up \(Int(up))s · open \(totals.openConnections) (peak \(totals.peakConnections))"
-            + " · accepted \(totals.accepted) refused \(totals.refused) errors \(totals.closedByError)"
-            + (totals.acceptErrors > 0 ? " accept-failures \(totals.acceptErrors)" : "")
-            + " · \(Format.rate(completions)) completions/s · in \(Format.fixed(megabytesIn)) MB/s out \(Format.fixed(megabytesOut)) MB/s"
-            + " · workers \(totals.liveWorkers) pending \(totals.pendingOperations)"
+    static func format(_ frame: StatsFrame, previous: StatsFrame?) -> String {
+        let rates = FrameRates(previous: previous, current: frame)
+        let engine = frame.engine
+        var line = "up \(Format.uptime(frame.uptimeNs)) · open \(engine.openConnections) (peak \(engine.peakConnections))"
+        line += " · accepted \(engine.accepted) refused \(engine.refused) errors \(engine.closedByError)"
+        if engine.acceptErrors > 0 { line += " accept-failures \(engine.acceptErrors)" }
+        line += " · \(Format.rate(rates.completionsPerSecond)) completions/s"
+        line += " · in \(Format.fixed(rates.bytesInPerSecond / 1e6)) MB/s out \(Format.fixed(rates.bytesOutPerSecond / 1e6)) MB/s"
+        line += " · workers \(frame.liveWorkers) pending \(frame.port.pendingOperations)"
+        return line
     }
 }

@@ -211,12 +211,4 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(KeyMap.keyF(1) == 265 && KeyMap.keyF(10) == 274 && KeyMap.keyResize == 410)
     }
 
-    @Test func workSteps() {
-        #expect(KeyMap.workStep(from: 0, 1) == 1)
-        #expect(KeyMap.workStep(from: 5, 1) == 10)
-        #expect(KeyMap.workStep(from: 5, -1) == 2)
-        #expect(KeyMap.workStep(from: 0, -1) == 0)
-        #expect(KeyMap.workStep(from: 1000, 1) == 1000)
-        #expect(KeyMap.workStep(from: 7, -1) == 5)
-    }
 }

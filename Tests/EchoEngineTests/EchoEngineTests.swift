@@ -20,12 +20,12 @@ import Glibc
         #expect(outcome.closedEarly == 0)
         #expect(outcome.completedMessages == 200 * 1000)
         // Every byte counted: what the server received it sent back.
-        #expect(eventually { engine.totals.openConnections == 0 })
-        let totals = engine.totals
-        #expect(totals.bytesIn == UInt64(outcome.bytesEchoed))
-        #expect(totals.bytesOut == UInt64(outcome.bytesEchoed))
-        #expect(totals.accepted == 200)
-        #expect(totals.closedByError == 0)
+        #expect(eventually { engine.currentFrame().engine.openConnections == 0 })
+        let frame = engine.currentFrame()
+        #expect(frame.totals.bytesIn == UInt64(outcome.bytesEchoed))
+        #expect(frame.totals.bytesOut == UInt64(outcome.bytesEchoed))
+        #expect(frame.engine.accepted == 200)
+        #expect(frame.engine.closedByError == 0)
     }
 
     @Test(arguments: availableBackends)
@@ -47,7 +47,7 @@ import Glibc
         // Nobody reads yet: the kernel buffers fill, the server's send stalls, its ring fills,
         // and it stops receiving. Buffered bytes stop at exactly one ring.
         #expect(eventually {
-            let totals = engine.totals
+            let totals = engine.currentFrame().totals
             return totals.bytesIn > 0 && totals.bytesIn - totals.bytesOut == UInt64(engine.configuration.ioBufferSize)
         })
         // Now read everything back, in small pieces (partial sends on the server side).
@@ -75,7 +75,7 @@ import Glibc
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
             close(fd)
         }
-        #expect(eventually { engine.totals.openConnections == 0 && engine.totals.accepted == 100 })
+        #expect(eventually { engine.currentFrame().engine.openConnections == 0 && engine.currentFrame().engine.accepted == 100 })
         #expect(engine.liveWorkers == workersBefore)
         // Still serving.
         let outcome = try EchoDriver.run(port: engine.listenPort, connections: 4, messages: 50, maxLength: 512)
@@ -102,8 +102,8 @@ import Glibc
         #expect(received == payload)
         var byte: UInt8 = 0
         #expect(read(client, &byte, 1) == 0, "expected EOF after the echo")
-        #expect(eventually { engine.totals.openConnections == 0 })
-        #expect(engine.totals.closedByError == 0)
+        #expect(eventually { engine.currentFrame().engine.openConnections == 0 })
+        #expect(engine.currentFrame().engine.closedByError == 0)
     }
 
     @Test(arguments: availableBackends)
@@ -116,7 +116,7 @@ import Glibc
                                              deadlineSeconds: 30)
             outcome.withLock { $0 = result }
         }
-        #expect(eventually { engine.totals.openConnections == 100 && engine.totals.completions > 2000 })
+        #expect(eventually { engine.currentFrame().engine.openConnections == 100 && engine.currentFrame().totals.completions > 2000 })
         try engine.addWorker()
         try engine.addWorker()
         #expect(eventually { engine.liveWorkers == 5 })
@@ -126,8 +126,8 @@ import Glibc
         #expect(eventually { engine.liveWorkers == 2 })
         try engine.setConcurrency(1)
         #expect(engine.port.concurrency == 1)
-        let before = engine.totals.completions
-        #expect(eventually { engine.totals.completions > before + 2000 }, "still serving after the changes")
+        let before = engine.currentFrame().totals.completions
+        #expect(eventually { engine.currentFrame().totals.completions > before + 2000 }, "still serving after the changes")
         let report = engine.drain(timeout: .seconds(5))
         #expect(!report.timedOut)
         #expect(report.connectionsClosed == 100)
@@ -148,10 +148,10 @@ import Glibc
         defer { _ = engine.drain() }
         let clients = try (0..<8).map { _ in try connectClient(port: engine.listenPort) }
         defer { clients.forEach { close($0) } }
-        #expect(eventually { engine.totals.accepted == 8 })
-        #expect(engine.totals.refused == 3)
-        #expect(engine.totals.openConnections == 5)
-        #expect(engine.totals.peakConnections == 5)
+        #expect(eventually { engine.currentFrame().engine.accepted == 8 })
+        #expect(engine.currentFrame().engine.refused == 3)
+        #expect(engine.currentFrame().engine.openConnections == 5)
+        #expect(engine.currentFrame().engine.peakConnections == 5)
     }
 
     @Test func portInUseIsAClearError() throws {

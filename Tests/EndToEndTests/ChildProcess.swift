@@ -31,14 +31,11 @@ final class ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, "/bin/sh", &actions, nil, argv, environ)
+        let child = spawnCleanly(["/bin/sh", "-c", command], fileActions: &actions)
         close(pipeFDs[1])
-        guard result == 0 else {
+        guard child > 0 else {
             close(pipeFDs[0])
-            throw POSIXFailure(errno: result)
+            throw POSIXFailure(errno: -child)
         }
         pid = child
         output = pipeFDs[0]

@@ -1,3 +1,4 @@
+import Loopback
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,14 +32,11 @@ final class Tmux {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = (["tmux", "-L", socket] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawnp(&child, "tmux", &actions, nil, argv, environ)
+        let child = spawnCleanly(["tmux", "-L", socket] + arguments, fileActions: &actions)
         if capture { close(pipeFDs[1]) }
-        guard result == 0 else {
+        guard child > 0 else {
             if capture { close(pipeFDs[0]) }
-            throw POSIXFailure(errno: result)
+            throw POSIXFailure(errno: -child)
         }
         var output: [UInt8] = []
         if capture {

@@ -1,0 +1,106 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension EchoEngine {
+    /// Applies one operator command and says what it did. Every viewer (keys here, a control
+    /// socket client, the auto controller) goes through this: commands are serialised, and
+    /// relative ones (`changeConcurrency`, `stepWork`) read and set under the same lock, so
+    /// concurrent commands add up instead of overwriting each other.
+    public func apply(_ command: EngineCommand) -> CommandOutcome {
+        if command == .drain { return startDrain() }
+        if command == .retireWorker {
+            do {
+                guard try retireWorker() else {
+                    return CommandOutcome(succeeded: false, message: "no worker left to retire (shutdown packets already queued for every live worker)")
+                }
+                return CommandOutcome(succeeded: true, message: "posted shutdown packet (\(workersTarget) workers asked for)")
+            } catch {
+                return CommandOutcome(succeeded: false, message: "\(error)")
+            }
+        }
+        return applyLock.withLock { _ in
+            do throws(EngineError) {
+                guard !isDraining else { throw EngineError.drained }
+                switch command {
+                case .addWorker:
+                    let id = try addWorker()
+                    return CommandOutcome(succeeded: true, message: "added worker \(id) (\(workersTarget) workers asked for)")
+                case .changeConcurrency(let delta):
+                    let before = port.concurrency
+                    let after = min(4096, max(1, before + delta))
+                    try setConcurrency(after)
+                    return CommandOutcome(succeeded: true, message: "concurrency \(before) → \(after)")
+                case .setConcurrency(let limit):
+                    guard (0...4096).contains(limit) else {
+                        return CommandOutcome(succeeded: false, message: "concurrency must be between 0 and 4096")
+                    }
+                    let before = port.concurrency
+                    try setConcurrency(limit)
+                    return CommandOutcome(succeeded: true, message: "concurrency \(before) → \(port.concurrency)")
+                case .stepWork(let steps):
+                    let before = simulatedWorkMicroseconds
+                    simulatedWorkMicroseconds = EngineCommand.workStep(from: before, steps)
+                    return CommandOutcome(succeeded: true, message: "simulated work \(before) → \(simulatedWorkMicroseconds) µs per completion")
+                case .setWorkMicroseconds(let value):
+                    guard (0...1_000_000).contains(value) else {
+                        return CommandOutcome(succeeded: false, message: "simulated work must be between 0 and 1000000 µs")
+                    }
+                    let before = simulatedWorkMicroseconds
+                    simulatedWorkMicroseconds = value
+                    return CommandOutcome(succeeded: true, message: "simulated work \(before) → \(value) µs per completion")
+                case .setBlockMicroseconds(let value):
+                    guard (0...1_000_000).contains(value) else {
+                        return CommandOutcome(succeeded: false, message: "simulated blocking must be between 0 and 1000000 µs")
+                    }
+                    let before = simulatedBlockMicroseconds
+                    simulatedBlockMicroseconds = value
+                    return CommandOutcome(succeeded: true, message: "simulated blocking \(before) → \(value) µs per completion")
+                case .retireWorker, .drain:
+                    return CommandOutcome(succeeded: false, message: "unreachable")
+                }
+            } catch {
+                return CommandOutcome(succeeded: false, message: "\(error)")
+            }
+        }
+    }
+
+    /// Starts the drain on a thread of its own, so whoever asked (a key, a control socket
+    /// client) can watch it happen in the frames. `drain(timeout:)` called later waits for it.
+    private func startDrain() -> CommandOutcome {
+        guard !isDraining else { return CommandOutcome(succeeded: false, message: "the engine is already draining") }
+        let engine = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { raw in
+            let engine = Unmanaged<EchoEngine>.fromOpaque(raw!).takeRetainedValue()
+            _ = engine.drain(timeout: .seconds(10))
+            return nil
+        }, engine)
+        guard created == 0 else {
+            Unmanaged<EchoEngine>.fromOpaque(engine).release()
+            return CommandOutcome(succeeded: false, message: "cannot start the drain thread (errno \(created))")
+        }
+        pthread_detach(thread)
+        return CommandOutcome(succeeded: true, message: "draining…")
+    }
+}
+
+/// A process's start time, which with its pid names it even after the pid is reused.
+public enum ProcessStart {
+    /// Field 22 of /proc/PID/stat (clock ticks since boot); nil when the process is gone.
+    public static func ticks(of pid: pid_t) -> UInt64? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = buffer[(close + 1)..<n].split(separator: UInt8(ascii: " "))
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+}

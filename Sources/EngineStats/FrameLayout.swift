@@ -1,0 +1,145 @@
+/// What a frame field counts, for everyone who exports it (JSON, metrics, recordings).
+public enum FieldKind: String, Sendable {
+    /// Only ever grows while the engine runs (a rate is its difference over time).
+    case counter
+    /// A value at the moment of sampling.
+    case gauge
+    /// True or false (stored as 0 or 1).
+    case flag
+    /// A name for the record (frame number, worker id, slot), not a measurement.
+    case identifier
+    /// A `WorkerState` raw value.
+    case state
+}
+
+/// The unit a field is stored in. Exporters convert to base units (seconds, bytes).
+public enum FieldUnit: String, Sendable {
+    case none
+    case nanoseconds
+    case microseconds
+    case bytes
+}
+
+/// One field of a frame: its names, meaning, and where it lives in the record and in the ring.
+///
+/// Its position in the ring (and in recordings) is its index in its table: `FrameLayout` is the
+/// only place that says which fields exist and in which order.
+public struct FrameField<Record>: @unchecked Sendable {
+    // @unchecked: immutable after construction; the key path is an immutable value.
+    /// Canonical snake_case name (also the base of the metric name).
+    public let name: String
+    /// The key in `--json` output, nil when JSON leaves the field out (raw clock readings).
+    public let json: String?
+    /// One sentence for help texts and metric HELP lines.
+    public let help: String
+    public let kind: FieldKind
+    public let unit: FieldUnit
+    private let access: Access
+
+    private enum Access {
+        case unsigned(WritableKeyPath<Record, UInt64>)
+        case signed(WritableKeyPath<Record, Int>)
+        case flag(WritableKeyPath<Record, Bool>)
+        case state(WritableKeyPath<Record, WorkerState>)
+    }
+
+    init(_ name: String, json: String?, _ kind: FieldKind, _ unit: FieldUnit = .none, unsigned path: WritableKeyPath<Record, UInt64>, _ help: String) {
+        (self.name, self.json, self.kind, self.unit, self.help, access) = (name, json, kind, unit, help, .unsigned(path))
+    }
+
+    init(_ name: String, json: String?, _ kind: FieldKind, _ unit: FieldUnit = .none, signed path: WritableKeyPath<Record, Int>, _ help: String) {
+        (self.name, self.json, self.kind, self.unit, self.help, access) = (name, json, kind, unit, help, .signed(path))
+    }
+
+    init(_ name: String, json: String?, flag path: WritableKeyPath<Record, Bool>, _ help: String) {
+        (self.name, self.json, self.kind, self.unit, self.help, access) = (name, json, .flag, .none, help, .flag(path))
+    }
+
+    init(_ name: String, json: String?, state path: WritableKeyPath<Record, WorkerState>, _ help: String) {
+        (self.name, self.json, self.kind, self.unit, self.help, access) = (name, json, .state, .none, help, .state(path))
+    }
+
+    /// The field's value as the ring stores it.
+    public func word(of record: Record) -> UInt64 {
+        switch access {
+        case .unsigned(let path): record[keyPath: path]
+        case .signed(let path): UInt64(bitPattern: Int64(record[keyPath: path]))
+        case .flag(let path): record[keyPath: path] ? 1 : 0
+        case .state(let path): record[keyPath: path].rawValue
+        }
+    }
+
+    /// Sets the field from a stored word.
+    public func set(_ word: UInt64, in record: inout Record) {
+        switch access {
+        case .unsigned(let path): record[keyPath: path] = word
+        case .signed(let path): record[keyPath: path] = Int(truncatingIfNeeded: Int64(bitPattern: word))
+        case .flag(let path): record[keyPath: path] = word != 0
+        case .state(let path): record[keyPath: path] = WorkerState(rawValue: word) ?? .unused
+        }
+    }
+}
+
+/// The one table of frame fields. The ring codec, `--json`, the metrics exposition and
+/// recordings are all generated from it: adding a field is one line here (append it, and bump
+/// `version` — positions are indices, so an older reader must refuse the new layout).
+public enum FrameLayout {
+    /// Layout version written in ring headers; a reader refuses any other.
+    public static let version: UInt64 = 2
+
+    /// The fixed part of a frame, in ring order.
+    public static let frameFields: [FrameField<StatsFrame>] = [
+        .init("frame", json: "frame", .identifier, unsigned: \StatsFrame.number, "Frame number: 1 for the first frame published, then consecutive."),
+        .init("timestamp", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.timestampNs, "CLOCK_MONOTONIC when the frame was sampled."),
+        .init("uptime", json: "uptime_s", .gauge, .nanoseconds, unsigned: \StatsFrame.uptimeNs, "Time since the engine started."),
+        .init("process_cpu", json: "process_cpu_s", .counter, .nanoseconds, unsigned: \StatsFrame.processCPUNs, "CPU time used by the whole engine process since it started."),
+        .init("queue_depth", json: "queue_depth", .gauge, signed: \StatsFrame.port.queueDepth, "Packets queued in the completion port, not yet handed to a worker."),
+        .init("port_running", json: "port_running", .gauge, signed: \StatsFrame.port.runningThreads, "Workers counted against the concurrency limit (running, not blocked)."),
+        .init("concurrency", json: "concurrency", .gauge, signed: \StatsFrame.port.concurrency, "The port's concurrency limit."),
+        .init("parked", json: "parked", .gauge, signed: \StatsFrame.port.parkedThreads, "Workers parked in the port's dequeue."),
+        .init("pending", json: "pending", .gauge, signed: \StatsFrame.port.pendingOperations, "Overlapped operations submitted and not yet completed."),
+        .init("connections_open", json: "connections_open", .gauge, signed: \StatsFrame.engine.openConnections, "Connections open now."),
+        .init("connections_peak", json: "connections_peak", .gauge, signed: \StatsFrame.engine.peakConnections, "Most connections open at once since the start."),
+        .init("accepted", json: "accepted", .counter, unsigned: \StatsFrame.engine.accepted, "Connections accepted."),
+        .init("refused", json: "refused", .counter, unsigned: \StatsFrame.engine.refused, "Connections accepted and closed at once (over --max-connections, or draining)."),
+        .init("closed_by_error", json: "closed_by_error", .counter, unsigned: \StatsFrame.engine.closedByError, "Connections closed because an operation failed (reset, broken pipe, ...)."),
+        .init("accept_errors", json: "accept_errors", .counter, unsigned: \StatsFrame.engine.acceptErrors, "Accepts that failed (EMFILE, ENFILE, ...)."),
+        .init("draining", json: "draining", flag: \StatsFrame.engine.draining, "The drain has started."),
+        .init("drained", json: "drained", flag: \StatsFrame.engine.drained, "The drain has finished: workers joined, port closed."),
+        .init("retired_accepts", json: nil, .counter, unsigned: \StatsFrame.retired.accepts, "Accept completions of workers whose slots were reused."),
+        .init("retired_receives", json: nil, .counter, unsigned: \StatsFrame.retired.receives, "Receive completions of workers whose slots were reused."),
+        .init("retired_sends", json: nil, .counter, unsigned: \StatsFrame.retired.sends, "Send completions of workers whose slots were reused."),
+        .init("retired_posted", json: nil, .counter, unsigned: \StatsFrame.retired.posted, "Posted packets dequeued by workers whose slots were reused."),
+        .init("retired_bytes_in", json: nil, .counter, .bytes, unsigned: \StatsFrame.retired.bytesIn, "Bytes received by workers whose slots were reused."),
+        .init("retired_bytes_out", json: nil, .counter, .bytes, unsigned: \StatsFrame.retired.bytesOut, "Bytes sent by workers whose slots were reused."),
+        .init("work", json: "work_us", .gauge, .microseconds, signed: \StatsFrame.settings.workMicroseconds, "Simulated CPU work per completion."),
+        .init("block", json: "block_us", .gauge, .microseconds, signed: \StatsFrame.settings.blockMicroseconds, "Simulated blocking per completion, inside the port's blocking scope."),
+        .init("workers_target", json: "workers_target", .gauge, signed: \StatsFrame.settings.workersTarget, "Workers the operator asked for: started plus added minus retired."),
+    ]
+
+    /// One worker row, in ring order.
+    public static let workerFields: [FrameField<WorkerSample>] = [
+        .init("slot", json: "slot", .identifier, signed: \WorkerSample.slot, "Index of the worker's counter slot (reused after it exits)."),
+        .init("id", json: "id", .identifier, signed: \WorkerSample.id, "The engine's worker id (never reused)."),
+        .init("state", json: "state", state: \WorkerSample.state, "unused, waiting, running, blocked or exited."),
+        .init("accepts", json: "accepts", .counter, unsigned: \WorkerSample.counts.accepts, "Accept completions dequeued."),
+        .init("receives", json: "receives", .counter, unsigned: \WorkerSample.counts.receives, "Receive completions dequeued."),
+        .init("sends", json: "sends", .counter, unsigned: \WorkerSample.counts.sends, "Send completions dequeued."),
+        .init("posted", json: "posted", .counter, unsigned: \WorkerSample.counts.posted, "Posted packets dequeued (shutdown and other control packets)."),
+        .init("bytes_in", json: "bytes_in", .counter, .bytes, unsigned: \WorkerSample.counts.bytesIn, "Bytes completed receives brought in."),
+        .init("bytes_out", json: "bytes_out", .counter, .bytes, unsigned: \WorkerSample.counts.bytesOut, "Bytes completed sends took out."),
+        .init("running", json: "running_s", .counter, .nanoseconds, unsigned: \WorkerSample.runningNs, "Time spent serving completions."),
+        .init("waiting", json: "waiting_s", .counter, .nanoseconds, unsigned: \WorkerSample.waitingNs, "Time spent waiting in dequeue."),
+        .init("blocked", json: "blocked_s", .counter, .nanoseconds, unsigned: \WorkerSample.blockedNs, "Time spent inside the port's blocking scope."),
+        .init("last_completion", json: nil, .gauge, .nanoseconds, unsigned: \WorkerSample.lastCompletionNs, "CLOCK_MONOTONIC of the last dequeue (0: never)."),
+        .init("state_since", json: nil, .gauge, .nanoseconds, unsigned: \WorkerSample.stateSinceNs, "CLOCK_MONOTONIC when the current state began."),
+        .init("pending", json: "pending", .gauge, signed: \WorkerSample.pending, "Operations this worker submitted that have not completed."),
+        .init("connections", json: "connections", .gauge, signed: \WorkerSample.connections, "Open connections whose last completion this worker served."),
+        .init("cpu", json: "cpu_s", .counter, .nanoseconds, unsigned: \WorkerSample.cpuNs, "CPU time the worker thread has used (user and system)."),
+    ]
+
+    /// Words of a frame's fixed part in the ring: the fields, then the worker count.
+    static var frameWordCount: Int { frameFields.count + 1 }
+    /// Words of one worker row in the ring.
+    static var workerWordCount: Int { workerFields.count }
+}

@@ -1,0 +1,156 @@
+import CAtomicWords
+
+/// Who an engine is and how it was started: what its ring's header says to every viewer.
+public struct EngineIdentity: Sendable, Hashable {
+    /// The engine's process.
+    public var pid: Int32 = 0
+    /// The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with
+    /// the pid, it names the process even after the pid is reused.
+    public var processStartTicks: UInt64 = 0
+    /// "io_uring" or "epoll".
+    public var backend = ""
+    /// "address:port" the engine listens on.
+    public var address = ""
+    /// Why io_uring was not used, when the backend fell back to epoll ("" otherwise).
+    public var note = ""
+    /// The sampling period, in ns.
+    public var periodNs: UInt64 = 0
+    /// The layout version the ring was written with.
+    public var layoutVersion: UInt64 = FrameLayout.version
+
+    public init() {}
+}
+
+/// Why a shared ring could not be attached.
+public enum RingAttachError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// fstat or mmap failed with this errno.
+    case unreadable(Int32)
+    /// The file does not start with a ring header.
+    case notARing
+    /// A ring written with another layout version.
+    case layoutVersion(UInt64)
+    /// The header's sizes do not match the file.
+    case inconsistent
+
+    public var description: String {
+        switch self {
+        case .unreadable(let code): "cannot map the stats ring (errno \(code))"
+        case .notARing: "not an iocptop stats ring"
+        case .layoutVersion(let version):
+            "the engine writes frame layout version \(version); this iocptop reads version \(FrameLayout.version) (use the same iocptop build)"
+        case .inconsistent: "the stats ring's header does not match its size"
+        }
+    }
+}
+
+/// The first page of a stats ring: magic, layout version, sizes, and the engine's identity.
+///
+/// Word layout (64-bit words): 0 magic, 1 layout version, 2 capacity, 3 worker capacity,
+/// 4 frame field count, 5 worker field count, 6 words per frame, 7 sampling period (ns),
+/// 8 pid, 9 process start ticks, then three strings of fixed size (backend, address, note).
+/// Word `headWord` is the newest frame number, alone on its cache line; entries start at
+/// `firstEntryWord`. Every word is written with relaxed atomic stores before the ring is
+/// shared (a descriptor passed over a socket: the kernel orders it), except the period, which a
+/// running engine may change: a relaxed word that means nothing beyond itself.
+enum RingHeader {
+    /// "IOCPTOPR" in little-endian ASCII.
+    static let magic: UInt64 = 0x5250_4F54_5043_4F49
+    static let headWord = 512
+    static let firstEntryWord = 528
+    static let backendWords = (offset: 10, count: 2)
+    static let addressWords = (offset: 12, count: 8)
+    static let noteWords = (offset: 20, count: 24)
+
+    static func frameWords(workerCapacity: Int) -> Int {
+        1 + FrameLayout.frameWordCount + workerCapacity * FrameLayout.workerWordCount
+    }
+
+    static func mappedBytes(capacity: Int, frameWords: Int) -> Int {
+        let bytes = (firstEntryWord + capacity * frameWords) * 8
+        return (bytes + 4095) & ~4095
+    }
+
+    /// Sizes a reader needs to check before trusting the ring.
+    struct Layout {
+        var magic: UInt64
+        var version: UInt64
+        var capacity: Int
+        var workerCapacity: Int
+        var frameFields: Int
+        var workerFields: Int
+        var frameWords: Int
+
+        func check(mappedBytes: Int) throws(RingAttachError) {
+            guard magic == RingHeader.magic else { throw .notARing }
+            guard version == FrameLayout.version else { throw .layoutVersion(version) }
+            guard frameFields == FrameLayout.frameFields.count, workerFields == FrameLayout.workerFields.count,
+                  capacity >= 2, capacity <= 1 << 20, workerCapacity >= 1, workerCapacity <= 1 << 16,
+                  frameWords == RingHeader.frameWords(workerCapacity: workerCapacity),
+                  RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords) <= mappedBytes
+            else { throw .inconsistent }
+        }
+    }
+
+    static func writeLayout(to words: UnsafeMutablePointer<UInt64>, capacity: Int, workerCapacity: Int, frameWords: Int) {
+        // relaxed: written before the ring is shared (see the type's comment).
+        let values: [UInt64] = [magic, FrameLayout.version, UInt64(capacity), UInt64(workerCapacity),
+                                UInt64(FrameLayout.frameFields.count), UInt64(FrameLayout.workerFields.count), UInt64(frameWords)]
+        for (index, value) in values.enumerated() { AtomicWord_storeRelaxed(words + index, value) }
+    }
+
+    static func readLayout(from words: UnsafeMutablePointer<UInt64>) -> Layout {
+        // relaxed: immutable once the ring is shared.
+        let load = { (index: Int) in AtomicWord_loadRelaxed(words + index) }
+        return Layout(magic: load(0), version: load(1), capacity: Int(truncatingIfNeeded: load(2)),
+                      workerCapacity: Int(truncatingIfNeeded: load(3)), frameFields: Int(truncatingIfNeeded: load(4)),
+                      workerFields: Int(truncatingIfNeeded: load(5)), frameWords: Int(truncatingIfNeeded: load(6)))
+    }
+
+    static func writeIdentity(_ identity: EngineIdentity, to words: UnsafeMutablePointer<UInt64>) {
+        // relaxed: written before the ring is shared (see the type's comment).
+        AtomicWord_storeRelaxed(words + 7, identity.periodNs)
+        AtomicWord_storeRelaxed(words + 8, UInt64(UInt32(bitPattern: identity.pid)))
+        AtomicWord_storeRelaxed(words + 9, identity.processStartTicks)
+        writeString(identity.backend, to: words, backendWords)
+        writeString(identity.address, to: words, addressWords)
+        writeString(identity.note, to: words, noteWords)
+    }
+
+    static func writePeriod(_ periodNs: UInt64, to words: UnsafeMutablePointer<UInt64>) {
+        // relaxed: a setting that means nothing beyond itself; readers pick it up when they look.
+        AtomicWord_storeRelaxed(words + 7, periodNs)
+    }
+
+    static func readIdentity(from words: UnsafeMutablePointer<UInt64>) -> EngineIdentity {
+        var identity = EngineIdentity()
+        // relaxed: see writeIdentity and writePeriod.
+        identity.layoutVersion = AtomicWord_loadRelaxed(words + 1)
+        identity.periodNs = AtomicWord_loadRelaxed(words + 7)
+        identity.pid = Int32(bitPattern: UInt32(truncatingIfNeeded: AtomicWord_loadRelaxed(words + 8)))
+        identity.processStartTicks = AtomicWord_loadRelaxed(words + 9)
+        identity.backend = readString(from: words, backendWords)
+        identity.address = readString(from: words, addressWords)
+        identity.note = readString(from: words, noteWords)
+        return identity
+    }
+
+    /// Stores UTF-8 bytes (cut to fit, zero-padded) in `place.count` words.
+    private static func writeString(_ text: String, to words: UnsafeMutablePointer<UInt64>, _ place: (offset: Int, count: Int)) {
+        var bytes = Array(text.utf8.prefix(place.count * 8 - 1))
+        bytes += [UInt8](repeating: 0, count: place.count * 8 - bytes.count)
+        for index in 0..<place.count {
+            var word: UInt64 = 0
+            for byte in 0..<8 { word |= UInt64(bytes[index * 8 + byte]) << (8 * UInt64(byte)) }
+            AtomicWord_storeRelaxed(words + place.offset + index, word)
+        }
+    }
+
+    private static func readString(from words: UnsafeMutablePointer<UInt64>, _ place: (offset: Int, count: Int)) -> String {
+        var bytes: [UInt8] = []
+        for index in 0..<place.count {
+            let word = AtomicWord_loadRelaxed(words + place.offset + index)
+            for byte in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(byte)))) }
+        }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}
