@@ -15,9 +15,10 @@ public final class AttachedEngine: FrameSource {
     public let endDescriptor: Int32
 
     /// Attaches the engine with `pid`, or the only one running when `pid` is nil.
-    public init(pid: Int32?) throws(LinkError) {
+    /// - Parameter directoryPath: another directory than the user's runtime directory (tests).
+    public init(pid: Int32?, directoryPath: String = RuntimeDirectory.defaultPath) throws(LinkError) {
         let directory: RuntimeDirectory?
-        do { directory = try RuntimeDirectory.lookUp() } catch { throw .directory(error.description) }
+        do { directory = try RuntimeDirectory.lookUp(path: directoryPath) } catch { throw .directory(error.description) }
         let live = directory?.entries().filter(\.isLive) ?? []
         let chosen: RuntimeDirectory.Entry
         if let pid {
@@ -79,9 +80,9 @@ public struct EngineListing: Sendable {
     public var draining: Bool
 
     /// Every running engine of this user that answers (stale entries are skipped).
-    public static func all() throws(LinkError) -> [EngineListing] {
+    public static func all(directoryPath: String = RuntimeDirectory.defaultPath) throws(LinkError) -> [EngineListing] {
         let directory: RuntimeDirectory?
-        do { directory = try RuntimeDirectory.lookUp() } catch { throw .directory(error.description) }
+        do { directory = try RuntimeDirectory.lookUp(path: directoryPath) } catch { throw .directory(error.description) }
         guard let directory else { return [] }
         var listings: [EngineListing] = []
         for entry in directory.entries() where entry.isLive {

@@ -15,9 +15,10 @@ public final class EnginePublication {
 
     /// Publishes `engine`: prepares the runtime directory, removes entries of engines that are
     /// gone, and starts serving the control socket.
-    public init(engine: EchoEngine) throws(LinkError) {
+    /// - Parameter directoryPath: another directory than the user's runtime directory (tests).
+    public init(engine: EchoEngine, directoryPath: String = RuntimeDirectory.defaultPath) throws(LinkError) {
         do {
-            directory = try RuntimeDirectory.prepare()
+            directory = try RuntimeDirectory.prepare(path: directoryPath)
         } catch {
             throw .directory(error.description)
         }

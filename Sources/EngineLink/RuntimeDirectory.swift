@@ -34,15 +34,14 @@ public struct RuntimeDirectory: Sendable {
     }
 
     /// Creates the directory when missing (mode 0700) and checks it.
-    public static func prepare() throws(Problem) -> RuntimeDirectory {
-        let path = defaultPath
+    /// - Parameter path: another directory than `defaultPath` (tests).
+    public static func prepare(path: String = defaultPath) throws(Problem) -> RuntimeDirectory {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .system("cannot create \(path)", errno) }
         return try existing(path)
     }
 
     /// The directory if it exists and is safe; nil when it does not exist.
-    public static func lookUp() throws(Problem) -> RuntimeDirectory? {
-        let path = defaultPath
+    public static func lookUp(path: String = defaultPath) throws(Problem) -> RuntimeDirectory? {
         var status = stat()
         if lstat(path, &status) != 0 {
             if errno == ENOENT { return nil }

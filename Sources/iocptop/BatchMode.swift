@@ -54,7 +54,7 @@ struct BatchMode {
     }
 
     private func announce(_ signal: CInt) -> Ending {
-        printError("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM")")
+        printError("iocptop: \(signalName(signal))")
         return .signal
     }
 }

@@ -85,7 +85,7 @@ struct LoadCommand: ParsableCommand {
         var elapsed = 0
         while !generator.isFinished {
             if let signal = signals.wait(milliseconds: 1000) {
-                progressLine("iocptop load: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), stopping")
+                progressLine("iocptop load: \(signalName(signal)), stopping")
                 break
             }
             guard !generator.isFinished else { break }

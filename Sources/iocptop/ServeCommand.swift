@@ -39,7 +39,7 @@ struct ServeCommand: ParsableCommand {
         var previous = source.latest()
         while !server.isDrained {
             if let signal = signals.wait(milliseconds: 1000) {
-                printLine("iocptop: \(signal == SIGINT ? "SIGINT" : "SIGTERM"), draining")
+                printLine("iocptop: \(signalName(signal)), draining")
                 break
             }
             guard !quiet, let frame = source.latest(), frame.number != previous?.number else { continue }

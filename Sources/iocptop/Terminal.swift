@@ -30,7 +30,7 @@ private func writeLine(_ message: String, to fd: CInt) -> Bool {
     }
 }
 
-/// SIGINT and SIGTERM, blocked in every thread and received synchronously by the main loop.
+/// SIGINT, SIGTERM and SIGHUP, blocked in every thread and received synchronously by the main loop.
 ///
 /// Blocking them before any thread starts means the workers inherit the mask, so a signal
 /// never interrupts a worker; the main thread takes it with `sigtimedwait`, which doubles as the
@@ -44,6 +44,8 @@ struct StopSignals {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        // A closed terminal (or tmux kill-server) ends the process as SIGTERM does: cleanly.
+        sigaddset(&set, SIGHUP)
         if resize { sigaddset(&set, SIGWINCH) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         // A closed stdout (a pipe to `head`) must not kill the process.
@@ -56,5 +58,15 @@ struct StopSignals {
         var pending = set
         let signal = sigtimedwait(&pending, nil, &timeout)
         return signal > 0 ? signal : nil
+    }
+}
+
+/// "SIGINT", "SIGTERM", "SIGHUP" (or the number) for messages.
+func signalName(_ signal: CInt) -> String {
+    switch signal {
+    case SIGINT: "SIGINT"
+    case SIGTERM: "SIGTERM"
+    case SIGHUP: "SIGHUP"
+    default: "signal \(signal)"
     }
 }

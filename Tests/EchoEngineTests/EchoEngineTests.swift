@@ -238,4 +238,69 @@ import Glibc
         engine.sampler.periodNs = 1_000_000_000
         #expect(engine.sampler.periodNs == 1_000_000_000)
     }
+
+    /// Shutdown packets still queued count against the live workers: with every worker busy
+    /// (blocked), five presses of `-` on two workers post two packets, not five, and workers
+    /// added afterwards are not retired by a surplus packet.
+    @Test(arguments: availableBackends)
+    func retiringCountsQueuedShutdownPackets(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 2) { $0.concurrency = 1 }
+        defer { _ = engine.drain() }
+        // Keep both workers inside a long completion so the packets stay queued.
+        engine.simulatedBlockMicroseconds = 300_000
+        let clients = try (0..<4).map { _ in try connectClient(port: engine.listenPort) }
+        defer { clients.forEach { close($0) } }
+        for client in clients {
+            // A retired pool would leave the reads below waiting forever: bound them.
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = "x".withCString { write(client, $0, 1) }
+        }
+        #expect(eventually { engine.currentFrame().workers.filter { $0.state == .blocked }.count == 2 })
+        var posted = 0
+        for _ in 0..<5 where try engine.retireWorker() { posted += 1 }
+        #expect(posted == 2, "one packet per live worker, however often the key is pressed")
+        #expect(engine.workersTarget == 0)
+        engine.simulatedBlockMicroseconds = 0
+        #expect(eventually { engine.liveWorkers == 0 })
+        try engine.addWorker()
+        try engine.addWorker()
+        #expect(eventually(within: 2) { engine.liveWorkers == 2 && engine.workersTarget == 2 })
+        // Served long enough to dequeue any surplus packet: nothing retires the new workers.
+        for client in clients {
+            var back = [UInt8](repeating: 0, count: 6)
+            #expect(back.withUnsafeMutableBytes { readExactly(client, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<1])) } == 1)
+            _ = "after".withCString { write(client, $0, 5) }
+            #expect(back.withUnsafeMutableBytes { readExactly(client, into: UnsafeMutableRawBufferPointer(rebasing: $0[1..<6])) } == 5)
+            #expect(String(decoding: back, as: UTF8.self) == "xafter")
+        }
+        #expect(engine.liveWorkers == 2)
+    }
+
+    @Test func commandsAreAppliedByTheEngine() throws {
+        let engine = try makeEngine(.epoll, workers: 1) { $0.concurrency = 2 }
+        defer { _ = engine.drain() }
+        #expect(engine.apply(.changeConcurrency(by: 1)).message == "concurrency 2 → 3")
+        #expect(engine.apply(.changeConcurrency(by: -10)).message == "concurrency 3 → 1")
+        #expect(engine.apply(.stepWork(by: 1)).succeeded)
+        #expect(engine.simulatedWorkMicroseconds == 1)
+        #expect(engine.apply(.setBlockMicroseconds(-1)).succeeded == false)
+        #expect(engine.apply(.addWorker).succeeded)
+        #expect(eventually { engine.currentFrame().settings.workersTarget == 2 })
+        #expect(engine.currentFrame().settings.workMicroseconds == 1)
+        #expect(engine.apply(.drain).succeeded)
+        #expect(eventually { engine.isDrained })
+        #expect(engine.apply(.addWorker).succeeded == false)
+        let report = engine.drain(timeout: .seconds(1))
+        #expect(report.workersStopped == 2, "a later drain call returns the drain's own report")
+    }
+
+    @Test func workSteps() {
+        #expect(EngineCommand.workStep(from: 0, 1) == 1)
+        #expect(EngineCommand.workStep(from: 5, 1) == 10)
+        #expect(EngineCommand.workStep(from: 5, -1) == 2)
+        #expect(EngineCommand.workStep(from: 0, -1) == 0)
+        #expect(EngineCommand.workStep(from: 1000, 1) == 1000)
+        #expect(EngineCommand.workStep(from: 7, -1) == 5)
+    }
 }

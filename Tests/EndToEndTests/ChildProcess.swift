@@ -41,10 +41,22 @@ final class ChildProcess {
         output = pipeFDs[0]
     }
 
+    /// Ends the process: SIGTERM first (an engine drains and removes its runtime files), SIGKILL
+    /// when it has not exited within 5 s.
     deinit {
-        kill(pid, SIGKILL)
         var status: CInt = 0
-        waitpid(pid, &status, WNOHANG)
+        if waitpid(pid, &status, WNOHANG) == 0 {
+            kill(pid, SIGTERM)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if ContinuousClock.now > deadline {
+                    kill(pid, SIGKILL)
+                    waitpid(pid, &status, 0)
+                    break
+                }
+                usleep(2000)
+            }
+        }
         close(output)
     }
 
