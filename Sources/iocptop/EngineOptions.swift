@@ -33,7 +33,13 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Echo buffer per connection, in bytes.")
     var bufferSize = 8192
 
+    @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Stats sampling (and dashboard refresh) interval in milliseconds, 50 to 60000.")
+    var refreshMilliseconds = 500
+
     func validate() throws {
+        guard (50...60_000).contains(refreshMilliseconds) else {
+            throw ValidationError("--refresh-ms must be between 50 and 60000")
+        }
         guard workers >= 0, workers <= EngineConfiguration.maxWorkers else {
             throw ValidationError("--workers must be between 0 and \(EngineConfiguration.maxWorkers)")
         }
@@ -55,6 +61,7 @@ struct EngineOptions: ParsableArguments {
         configuration.blockMicroseconds = blockMicroseconds
         configuration.maxConnections = maxConnections
         configuration.ioBufferSize = bufferSize
+        configuration.statsPeriodMilliseconds = refreshMilliseconds
         return configuration
     }
 }

@@ -63,22 +63,11 @@ struct TopCommand: ParsableCommand {
     @OptionGroup var loadOptions: LoadOptions
     @OptionGroup var display: DisplayOptions
 
-    @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Refresh (and stats sampling) interval in milliseconds, 50 to 60000.")
-    var refreshMilliseconds = 500
-
-    func validate() throws {
-        guard (50...60_000).contains(refreshMilliseconds) else {
-            throw ValidationError("--refresh-ms must be between 50 and 60000")
-        }
-    }
-
     func run() throws {
         let dashboard = display.wantsDashboard()
         // Blocked before any thread starts, so every engine thread inherits the mask.
         let signals = StopSignals(resize: dashboard)
-        var configuration = engine.engineConfiguration
-        configuration.statsPeriodMilliseconds = refreshMilliseconds
-        let server = try EngineStart.engine(configuration)
+        let server = try EngineStart.engine(engine.engineConfiguration)
         let publication = try EngineStart.publish(server)
         defer { publication.withdraw() }
         let load = loadOptions.builtInLoad(for: server)
