@@ -29,6 +29,8 @@ final class Scheduler: @unchecked Sendable {
         /// A thread is harvesting (waiting in the kernel, or about to).
         var leader = false
         var closed = false
+        /// CLOCK_MONOTONIC of the last harvest (by a leader or a poll).
+        var lastHarvestNs: Int64 = 0
 
         var gateOpen: Bool { running < concurrency || closed }
     }
@@ -36,10 +38,20 @@ final class Scheduler: @unchecked Sendable {
     enum Step {
         case got(Int)
         case lead
+        /// Take a non-blocking look in the kernel first (see `pollIntervalNs`), then decide.
+        case poll
         case park
         case closed
         case timedOut
     }
+
+    /// How long packets already queued may keep the kernel's completions out of the FIFO.
+    /// Nobody leads while the queue is non-empty (threads take packets instead of waiting), so a
+    /// stream of packets that each queue the next — epoll sends that complete inline, posted
+    /// packets that post more — would leave every other completion in the kernel for as long as
+    /// it lasts. A thread about to take packets looks in the kernel first (without waiting) when
+    /// nobody has for this long, and appends what it finds behind them: FIFO order across both.
+    static let pollIntervalNs: Int64 = 200_000
 
     let state: PortLock<State>
     let operations: OperationTable
@@ -85,6 +97,7 @@ final class Scheduler: @unchecked Sendable {
             case .closed: return .portClosed
             case .timedOut: return .timeout
             case .lead: step = lead(me, out, deadline: deadline)
+            case .poll: step = poll(me, out)
             case .park: step = parked(me, out, deadline: deadline)
             }
         }
@@ -98,6 +111,7 @@ final class Scheduler: @unchecked Sendable {
         let harvested = driver.harvest(into: me.harvest, timeoutNs: timeout)
         return state.withLock { s -> Step in
             s.leader = false
+            s.lastHarvestNs = CIOURing_now_ns()
             for i in 0..<harvested { s.queue.append(me.harvest[i]) }
             // Out of time and nothing to take: report the timeout (a drained, closed port
             // still reports portClosed through `next`).
@@ -108,6 +122,18 @@ final class Scheduler: @unchecked Sendable {
                 dispatch(&s, me)
                 return .timedOut
             }
+            return next(&s, me, out)
+        }
+    }
+
+    /// A look in the kernel without waiting, while packets are queued (`pollIntervalNs`).
+    private func poll(_ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>) -> Step {
+        nonisolated(unsafe) let out = out
+        let harvested = driver.harvest(into: me.harvest, timeoutNs: 0)
+        return state.withLock { s -> Step in
+            s.leader = false
+            s.lastHarvestNs = CIOURing_now_ns()
+            for i in 0..<harvested { s.queue.append(me.harvest[i]) }
             return next(&s, me, out)
         }
     }
@@ -151,6 +177,10 @@ final class Scheduler: @unchecked Sendable {
     private func next(_ s: inout State, _ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>) -> Step {
         defer { publish(&s) }
         if !s.queue.isEmpty && s.gateOpen {
+            if !s.leader && !s.closed && CIOURing_now_ns() - s.lastHarvestNs >= Self.pollIntervalNs {
+                s.leader = true
+                return .poll
+            }
             var n = 0
             while n < out.count && !s.queue.isEmpty {
                 out[n] = s.queue.removeFirst()
