@@ -36,7 +36,7 @@ taskset -c 1 "$IOCPTOP" load --port $PORT --connections 100 --duration 2 > /dev/
 
 measure() {
   taskset -c 1 "$IOCPTOP" load --port $PORT --connections 100 --size 128 --duration "$SECONDS_PER_RUN" --json 2>/dev/null \
-    | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"messages_per_s\"]:.0f}")'
+    | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["messages_per_s"]))'
 }
 
 : > "$WORK/results"
