@@ -34,7 +34,7 @@ let package = Package(
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "EngineLink", "CompletionPort", "LoadGen", "Dashboard",
+            "EchoEngine", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),

@@ -2,6 +2,7 @@
 #include "CShare.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -27,6 +28,11 @@ int CShare_sealFutureWrites(int fd) {
     // Older kernels lack the future-write seal: viewers still get a read-only descriptor.
     (void)fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE);
     return 0;
+}
+
+int CShare_isSealedAgainstShrinking(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK) ? 1 : 0;
 }
 
 ssize_t CShare_sendWithDescriptor(int socket, const void *data, size_t length, int descriptor) {
@@ -74,6 +80,11 @@ int CShare_peerCredentials(int socket, uid_t *uid, pid_t *pid) {
     *uid = credentials.uid;
     *pid = credentials.pid;
     return 0;
+}
+
+int CShare_signalIsIgnored(int signal) {
+    struct sigaction action;
+    return sigaction(signal, NULL, &action) == 0 && action.sa_handler == SIG_IGN ? 1 : 0;
 }
 
 int CShare_pidfd(pid_t pid) {

@@ -42,6 +42,10 @@ public struct Completion: Sendable, Hashable {
     public var errno: Int32
     /// A multishot accept stays armed: more completions with the same context will follow.
     public var hasMore: Bool
+    /// CLOCK_MONOTONIC (ns) when the packet entered the port's FIFO — harvested from the kernel,
+    /// delivered, or posted (one clock read per batch); 0 before that. `dequeue`'s caller reads
+    /// the clock once and gets each packet's queue wait from it.
+    public var queuedAtNs: Int64 = 0
 
     public init(operation: Operation, result: Int32, key: UInt64, context: UInt64,
                 errno: Int32 = 0, hasMore: Bool = false) {

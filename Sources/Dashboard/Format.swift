@@ -7,7 +7,10 @@ public enum Format {
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = (value * scale).rounded()
-        guard abs(scaled) < 9e15 else { return String(Int64(value.rounded())) }
+        guard abs(scaled) < 9e15 else {
+            // Too large for fixed decimals (or for Int64 at all): whole digits, saturated.
+            return abs(value) < 9e18 ? String(Int64(value.rounded())) : (value < 0 ? "-" : "") + "9223372036854775807"
+        }
         let whole = Int64(scaled)
         guard decimals > 0 else { return String(whole) }
         let sign = whole < 0 ? "-" : ""
@@ -22,7 +25,7 @@ public enum Format {
     public static func rate(_ value: Double) -> String {
         if value >= 1e6 { return fixed(value / 1e6) + "M" }
         if value >= 1e3 { return fixed(value / 1e3) + "k" }
-        return String(Int(value.rounded()))
+        return value < 9e18 ? String(Int(value.rounded())) : "0"
     }
 
     /// 0:00:12, 3:04:05, 2d 03:04:05.
@@ -49,5 +52,16 @@ public enum Format {
     /// `text` left-aligned in `width` columns.
     public static func left(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    /// A duration given in ns, in the unit that keeps it short: "850ns", "12µs", "3.4ms",
+    /// "1.20s"; "-" for nil (nothing measured).
+    public static func duration(_ nanoseconds: UInt64?) -> String {
+        guard let ns = nanoseconds else { return "-" }
+        let value = Double(ns)
+        if value < 1_000 { return "\(ns)ns" }
+        if value < 1_000_000 { return value < 10_000 ? fixed(value / 1e3) + "µs" : "\(Int((value / 1e3).rounded()))µs" }
+        if value < 1_000_000_000 { return value < 10_000_000 ? fixed(value / 1e6) + "ms" : "\(Int((value / 1e6).rounded()))ms" }
+        return fixed(value / 1e9, decimals: 2) + "s"
     }
 }

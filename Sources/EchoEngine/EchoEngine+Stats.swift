@@ -32,7 +32,10 @@ extension EchoEngine {
         frame.timestampNs = now
         frame.uptimeNs = now &- startedNs
         frame.processCPUNs = Self.processCPUNanoseconds() &- startedCPUNs
-        frame.retired = slots.sample(into: &frame.workers, now: now)
+        let retired = slots.sample(into: &frame.workers, now: now)
+        frame.retired = retired.counts
+        frame.retiredQueueWait = retired.queueWait
+        frame.retiredService = retired.service
 
         frame.port.queueDepth = port.queueDepth
         frame.port.runningThreads = port.runningThreads
@@ -52,6 +55,7 @@ extension EchoEngine {
         frame.settings.workMicroseconds = simulatedWorkMicroseconds
         frame.settings.blockMicroseconds = simulatedBlockMicroseconds
         frame.settings.workersTarget = workersTarget
+        frame.settings.onlineCPUs = CompletionPort.onlineCPUs
 
         let slotCount = EngineConfiguration.maxWorkers
         tallyLock.withLock { _ in

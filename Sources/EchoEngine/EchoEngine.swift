@@ -170,6 +170,9 @@ public final class EchoEngine: @unchecked Sendable {
 
     private func startWorker() throws(EngineError) -> Int {
         try workers.withLock { list throws(EngineError) -> Int in
+            // Checked under the lock the drain takes to list the workers: a worker is either in
+            // that list (and is stopped and joined) or never starts.
+            guard !draining.load(ordering: .acquiring) else { throw EngineError.drained }
             // Forget workers that have exited (their slots keep their counters until reused).
             list.removeAll { worker in
                 guard worker.hasExited else { return false }
@@ -196,10 +199,13 @@ public final class EchoEngine: @unchecked Sendable {
 
     private func retireWorkerLocked() throws(EngineError) -> Bool {
         guard !draining.load(ordering: .relaxed) else { throw EngineError.drained }
+        // The queued count first: acquiring, it pairs with the worker's releasing decrement made
+        // after it marked itself retiring, so a worker whose packet left the count is no longer
+        // counted live below. (Read the other way round, a worker could be counted live and its
+        // packet gone from the count: one packet too many.) The worst case is a refused retire.
+        let queued = shutdownsQueued.load(ordering: .acquiring)
         let live = workers.withLock { list in list.filter { !$0.hasExited && !$0.retiring }.count }
-        // acquiring: pairs with the worker's releasing decrement, made after it marked itself
-        // retiring (so it is not in `live` any more when its packet leaves this count).
-        guard live > shutdownsQueued.load(ordering: .acquiring) else { return false }
+        guard live > queued else { return false }
         do { try postShutdown() } catch { throw EngineError.port(error) }
         return true
     }
@@ -216,7 +222,9 @@ public final class EchoEngine: @unchecked Sendable {
 
     /// Workers asked for: live workers that no queued shutdown packet will retire.
     public var workersTarget: Int {
-        max(0, liveWorkers - shutdownsQueued.load(ordering: .acquiring))
+        // acquiring, and first: see `retireWorkerLocked`.
+        let queued = shutdownsQueued.load(ordering: .acquiring)
+        return max(0, liveWorkers - queued)
     }
 
     /// Changes the port's concurrency limit while serving (0: one per online CPU).
@@ -257,7 +265,11 @@ public final class EchoEngine: @unchecked Sendable {
         var report = DrainReport()
         guard !draining.exchange(true, ordering: .acquiringAndReleasing) else {
             while !isDrained, ContinuousClock.now < deadline { usleep(1000) }
-            return drainResult.withLock { $0 } ?? report
+            if let finished = drainResult.withLock({ $0 }) { return finished }
+            // The other thread's drain has not finished within our time.
+            report.timedOut = true
+            report.duration = ContinuousClock.now - started
+            return report
         }
         // 1. Stop accepting: the multishot accept completes with ECANCELED.
         try? port.close(handle: listener.fd)

@@ -25,7 +25,8 @@ public enum EngineCommand: Sendable, Hashable {
     /// The next step above `current` (`step` > 0) or below it (`step` < 0), `abs(step)` times.
     public static func workStep(from current: Int, _ step: Int) -> Int {
         var value = current
-        for _ in 0..<abs(step) {
+        // More steps than the ladder has change nothing more.
+        for _ in 0..<Int(min(UInt(workSteps.count), step.magnitude)) {
             value = step > 0 ? (workSteps.first { $0 > value } ?? workSteps.last!) : (workSteps.last { $0 < value } ?? 0)
         }
         return value

@@ -23,8 +23,10 @@ public struct EngineConfiguration: Sendable, Hashable {
 
     /// How often the sampler publishes a stats frame, in milliseconds (50 to 60000).
     public var statsPeriodMilliseconds = 500
-    /// Frames of history the stats ring keeps (512 × 500 ms: over four minutes).
-    public var statsHistoryFrames = 512
+    /// Frames of history the stats ring keeps (128 × 500 ms: a minute). Viewers keep their own
+    /// history; the ring only has to cover a reader that falls behind. Each frame holds every
+    /// worker's two histograms (3.2 KiB per worker), so the ring is kept short.
+    public var statsHistoryFrames = 128
     /// Whether workers count their completions and time. Off only to measure what counting
     /// costs: frames then show no per-worker activity.
     public var countsWorkerActivity = true

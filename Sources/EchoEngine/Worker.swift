@@ -69,16 +69,33 @@ final class Worker: @unchecked Sendable {
             // releasing: the counters' last values happen before a reader that sees `exited`.
             exited.store(true, ordering: .releasing)
         }
+        // When this worker's current dequeue returned (0: none yet): its service time runs
+        // from there to the next dequeue.
+        var servingSince: UInt64 = 0
         while true {
-            enter(.waiting)
+            if counts {
+                let now = UInt64(CIOURing_now_ns())
+                if servingSince > 0 { slot.recordService(now &- servingSince) }
+                slot.enter(.waiting, at: now)
+            }
             let result = engine.port.dequeue(into: batch)
             switch result {
             case .portClosed:
                 return
             case .timeout:
+                servingSince = 0
                 continue
             case .completions(let count):
-                enter(.running)
+                if counts {
+                    // One clock read per dequeue: the state change and every packet's queue wait.
+                    let now = UInt64(CIOURing_now_ns())
+                    slot.enter(.running, at: now)
+                    for index in 0..<count where batch[index].queuedAtNs > 0 {
+                        let queuedAt = UInt64(batch[index].queuedAtNs)
+                        slot.recordQueueWait(now > queuedAt ? now - queuedAt : 0)
+                    }
+                    servingSince = now
+                }
                 var shutdownPackets = 0
                 for index in 0..<count {
                     if engine.handle(batch[index], worker: self) { shutdownPackets += 1 }
@@ -87,7 +104,12 @@ final class Worker: @unchecked Sendable {
                     // One packet retires one worker: a batch that held several passes the
                     // rest on to the other workers.
                     for _ in 1..<shutdownPackets {
-                        try? engine.port.post(key: EchoEngine.controlKey, context: EchoEngine.shutdownContext)
+                        do {
+                            try engine.port.post(key: EchoEngine.controlKey, context: EchoEngine.shutdownContext)
+                        } catch {
+                            // The port is closing: that packet will retire nobody.
+                            engine.shutdownsQueued.subtract(1, ordering: .relaxed)
+                        }
                     }
                     retiringFlag.store(true, ordering: .relaxed)
                     // releasing: the retiring mark above happens before the packet leaves the

@@ -42,12 +42,13 @@ public final class AttachedEngine: FrameSource {
         guard identity.pid == chosen.pid, identity.processStartTicks == chosen.startTicks else {
             throw .refused("the socket of pid \(chosen.pid) belongs to another process")
         }
-        endDescriptor = CShare_pidfd(chosen.pid)
+        let pidfd = CShare_pidfd(chosen.pid)
         // The pidfd names whatever process has the pid now: check it is still the engine.
         if ProcessStart.ticks(of: chosen.pid) != chosen.startTicks {
-            if endDescriptor >= 0 { close(endDescriptor) }
+            if pidfd >= 0 { close(pidfd) }
             throw .noEngine(chosen.pid)
         }
+        endDescriptor = pidfd
     }
 
     deinit { if endDescriptor >= 0 { close(endDescriptor) } }

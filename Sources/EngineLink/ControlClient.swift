@@ -47,6 +47,11 @@ public final class ControlClient: EngineControl {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system("socket", errno) }
         defer { close(fd) }
+        // Timeouts before connecting: a Unix connect waits while the listener's backlog is full
+        // (an engine that stopped answering), and SO_SNDTIMEO bounds that wait too.
+        var timeout = timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
@@ -63,9 +68,6 @@ public final class ControlClient: EngineControl {
             if code == EACCES { throw .system("cannot reach the engine's control socket", code) }
             throw .refused("its control socket does not answer (\(String(cString: strerror(code))))")
         }
-        var timeout = timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var line = ControlProtocol.line(for: request)
         let sent = line.withUTF8 { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == line.utf8.count else { throw .refused("the engine did not take the request") }

@@ -29,6 +29,9 @@ public final class ControlServer: @unchecked Sendable {
     private var thread = pthread_t()
     private var running = false
     private var clients: [Client] = []
+    /// While accept fails for want of descriptors (EMFILE, ENFILE), the listener is left out of
+    /// the poll set until then (monotonic ns): it stays readable, and would make the loop spin.
+    private var acceptPausedUntil: Int64 = 0
 
     private struct Client {
         let fd: CInt
@@ -107,7 +110,8 @@ public final class ControlServer: @unchecked Sendable {
         while true {
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
-            descriptors.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            let accepting = CIOURing_now_ns() >= acceptPausedUntil
+            descriptors.append(pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0))
             for client in clients { descriptors.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
             let ready = poll(&descriptors, nfds_t(descriptors.count), 250)
             if ready < 0 && errno != EINTR { break }
@@ -117,9 +121,11 @@ public final class ControlServer: @unchecked Sendable {
             var index = clients.count - 1
             while index >= 0 {
                 let events = descriptors[index + 2].revents
-                if events != 0 {
-                    if !receive(at: index, now: now) { drop(at: index) }
+                if events != 0 && !receive(at: index, now: now) {
+                    drop(at: index)
                 } else if now - clients[index].since > Self.timeoutNs {
+                    // Checked whether or not it sent something: a client that drips bytes
+                    // without finishing a request is as slow as one that sends nothing.
                     reply(clients[index].fd, "error timeout: no complete request within 2 s\n")
                     drop(at: index)
                 }
@@ -134,7 +140,12 @@ public final class ControlServer: @unchecked Sendable {
     private func acceptClients(now: Int64) {
         while true {
             let fd = CIOURing_accept(listener)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else {
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                    acceptPausedUntil = now + 100_000_000
+                }
+                return
+            }
             var uid: uid_t = 0, pid: pid_t = 0
             guard CShare_peerCredentials(fd, &uid, &pid) == 0, uid == geteuid() || uid == 0 else {
                 reply(fd, "error permission denied: this engine serves only uid \(geteuid())\n")

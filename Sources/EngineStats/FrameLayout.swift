@@ -10,6 +10,8 @@ public enum FieldKind: String, Sendable {
     case identifier
     /// A `WorkerState` raw value.
     case state
+    /// Counts per `LatencyBuckets` bucket since the start (`LatencyBuckets.count` words).
+    case histogram
 }
 
 /// The unit a field is stored in. Exporters convert to base units (seconds, bytes).
@@ -41,6 +43,13 @@ public struct FrameField<Record>: @unchecked Sendable {
         case signed(WritableKeyPath<Record, Int>)
         case flag(WritableKeyPath<Record, Bool>)
         case state(WritableKeyPath<Record, WorkerState>)
+        case histogram(WritableKeyPath<Record, LatencyHistogram>)
+    }
+
+    /// Words the field takes in the ring.
+    public var width: Int {
+        if case .histogram = access { return LatencyBuckets.count }
+        return 1
     }
 
     init(_ name: String, json: String?, _ kind: FieldKind, _ unit: FieldUnit = .none, unsigned path: WritableKeyPath<Record, UInt64>, _ help: String) {
@@ -59,9 +68,47 @@ public struct FrameField<Record>: @unchecked Sendable {
         (self.name, self.json, self.kind, self.unit, self.help, access) = (name, json, .state, .none, help, .state(path))
     }
 
-    /// The field's value as the ring stores it.
+    init(_ name: String, histogram path: WritableKeyPath<Record, LatencyHistogram>, _ help: String) {
+        (self.name, self.json, self.kind, self.unit, self.help, access) = (name, nil, .histogram, .nanoseconds, help, .histogram(path))
+    }
+
+    /// The histogram a `.histogram` field holds (nil for the other kinds).
+    public func histogram(of record: Record) -> LatencyHistogram? {
+        if case .histogram(let path) = access { return record[keyPath: path] }
+        return nil
+    }
+
+    /// Stores the field at `words` and returns the words it took.
+    func store(_ record: Record, to words: UnsafeMutablePointer<UInt64>, _ store: (UnsafeMutablePointer<UInt64>, UInt64) -> Void) -> Int {
+        guard case .histogram(let path) = access else {
+            store(words, word(of: record))
+            return 1
+        }
+        let histogram = record[keyPath: path]
+        for index in 0..<LatencyBuckets.count { store(words + index, histogram[index]) }
+        return LatencyBuckets.count
+    }
+
+    /// Sets the field from `words` and returns the words it took.
+    func load(into record: inout Record, from words: UnsafeMutablePointer<UInt64>, _ load: (UnsafeMutablePointer<UInt64>) -> UInt64) -> Int {
+        guard case .histogram(let path) = access else {
+            set(load(words), in: &record)
+            return 1
+        }
+        var counts = [UInt64](repeating: 0, count: LatencyBuckets.count)
+        var any: UInt64 = 0
+        for index in 0..<LatencyBuckets.count {
+            counts[index] = load(words + index)
+            any |= counts[index]
+        }
+        record[keyPath: path] = any == 0 ? LatencyHistogram() : LatencyHistogram(counts: counts)
+        return LatencyBuckets.count
+    }
+
+    /// The field's value as the ring stores it (a histogram: its total count).
     public func word(of record: Record) -> UInt64 {
         switch access {
+        case .histogram(let path): record[keyPath: path].total
         case .unsigned(let path): record[keyPath: path]
         case .signed(let path): UInt64(bitPattern: Int64(record[keyPath: path]))
         case .flag(let path): record[keyPath: path] ? 1 : 0
@@ -69,9 +116,10 @@ public struct FrameField<Record>: @unchecked Sendable {
         }
     }
 
-    /// Sets the field from a stored word.
+    /// Sets a one-word field from a stored word (a histogram field is left as it is).
     public func set(_ word: UInt64, in record: inout Record) {
         switch access {
+        case .histogram: break
         case .unsigned(let path): record[keyPath: path] = word
         case .signed(let path): record[keyPath: path] = Int(truncatingIfNeeded: Int64(bitPattern: word))
         case .flag(let path): record[keyPath: path] = word != 0
@@ -85,7 +133,7 @@ public struct FrameField<Record>: @unchecked Sendable {
 /// `version` — positions are indices, so an older reader must refuse the new layout).
 public enum FrameLayout {
     /// Layout version written in ring headers; a reader refuses any other.
-    public static let version: UInt64 = 2
+    public static let version: UInt64 = 3
 
     /// The fixed part of a frame, in ring order.
     public static let frameFields: [FrameField<StatsFrame>] = [
@@ -115,6 +163,9 @@ public enum FrameLayout {
         .init("work", json: "work_us", .gauge, .microseconds, signed: \StatsFrame.settings.workMicroseconds, "Simulated CPU work per completion."),
         .init("block", json: "block_us", .gauge, .microseconds, signed: \StatsFrame.settings.blockMicroseconds, "Simulated blocking per completion, inside the port's blocking scope."),
         .init("workers_target", json: "workers_target", .gauge, signed: \StatsFrame.settings.workersTarget, "Workers the operator asked for: started plus added minus retired."),
+        .init("online_cpus", json: "online_cpus", .gauge, signed: \StatsFrame.settings.onlineCPUs, "CPUs the engine may run on (its affinity mask)."),
+        .init("retired_queue_wait", histogram: \StatsFrame.retiredQueueWait, "Queue waits of workers whose slots were reused."),
+        .init("retired_service", histogram: \StatsFrame.retiredService, "Service times of workers whose slots were reused."),
     ]
 
     /// One worker row, in ring order.
@@ -136,10 +187,12 @@ public enum FrameLayout {
         .init("pending", json: "pending", .gauge, signed: \WorkerSample.pending, "Operations this worker submitted that have not completed."),
         .init("connections", json: "connections", .gauge, signed: \WorkerSample.connections, "Open connections whose last completion this worker served."),
         .init("cpu", json: "cpu_s", .counter, .nanoseconds, unsigned: \WorkerSample.cpuNs, "CPU time the worker thread has used (user and system)."),
+        .init("queue_wait", histogram: \WorkerSample.queueWait, "Time packets waited in the port's FIFO before this worker dequeued them."),
+        .init("service", histogram: \WorkerSample.service, "Time from one of this worker's dequeues to its next (serving what it dequeued)."),
     ]
 
     /// Words of a frame's fixed part in the ring: the fields, then the worker count.
-    static var frameWordCount: Int { frameFields.count + 1 }
+    static let frameWordCount = frameFields.reduce(1) { $0 + $1.width }
     /// Words of one worker row in the ring.
-    static var workerWordCount: Int { workerFields.count }
+    static let workerWordCount = workerFields.reduce(0) { $0 + $1.width }
 }

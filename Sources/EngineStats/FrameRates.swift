@@ -1,3 +1,23 @@
+/// Percentiles of the durations counted over one interval, in ns.
+public struct Percentiles: Sendable, Hashable {
+    public var p50: UInt64
+    public var p90: UInt64
+    public var p99: UInt64
+    public var p999: UInt64
+    /// Durations counted in the interval.
+    public var count: UInt64
+
+    /// Nil when `histogram` is empty.
+    public init?(_ histogram: LatencyHistogram) {
+        guard let p50 = histogram.percentile(0.5) else { return nil }
+        self.p50 = p50
+        p90 = histogram.percentile(0.9) ?? p50
+        p99 = histogram.percentile(0.99) ?? p50
+        p999 = histogram.percentile(0.999) ?? p50
+        count = histogram.total
+    }
+}
+
 /// One worker's activity between two frames.
 public struct WorkerRates: Sendable, Hashable {
     public var slot = 0
@@ -19,6 +39,13 @@ public struct WorkerRates: Sendable, Hashable {
     public var sinceLastCompletionNs: UInt64?
     /// For an exited worker, how long ago it exited.
     public var exitedForNs: UInt64?
+    /// Queue wait of the packets it dequeued in the interval (nil: none).
+    public var queueWait: Percentiles?
+    /// Its service times in the interval (nil: none).
+    public var service: Percentiles?
+    /// The interval's histograms behind those percentiles.
+    public var queueWaitHistogram = LatencyHistogram()
+    public var serviceHistogram = LatencyHistogram()
 
     public init() {}
 }
@@ -33,6 +60,12 @@ public struct FrameRates: Sendable, Hashable {
     public var poolBusyPercent = 0.0
     /// CPU used by the process over the interval, in percent of one core.
     public var processCPUPercent = 0.0
+    /// Queue wait and service time of the whole pool over the interval (nil: nothing counted).
+    public var queueWait: Percentiles?
+    public var service: Percentiles?
+    /// The pool's interval histograms behind them.
+    public var queueWaitHistogram = LatencyHistogram()
+    public var serviceHistogram = LatencyHistogram()
     public var workers: [WorkerRates] = []
 
     public init() {}
@@ -77,8 +110,19 @@ public struct FrameRates: Sendable, Hashable {
             if worker.state == .exited {
                 rates.exitedForNs = current.timestampNs > worker.stateSinceNs ? current.timestampNs - worker.stateSinceNs : 0
             }
+            rates.queueWaitHistogram = worker.queueWait.since(earlier.queueWait)
+            rates.serviceHistogram = worker.service.since(earlier.service)
+            rates.queueWait = Percentiles(rates.queueWaitHistogram)
+            rates.service = Percentiles(rates.serviceHistogram)
+            queueWaitHistogram += rates.queueWaitHistogram
+            serviceHistogram += rates.serviceHistogram
             workers.append(rates)
         }
+        // Workers whose slots were reused since `previous` count through the retired totals.
+        queueWaitHistogram += current.retiredQueueWait.since(start.retiredQueueWait)
+        serviceHistogram += current.retiredService.since(start.retiredService)
+        queueWait = Percentiles(queueWaitHistogram)
+        service = Percentiles(serviceHistogram)
         poolBusyPercent = totalNs == 0 ? 0 : Double(busyNs) / Double(totalNs) * 100
     }
 }

@@ -18,6 +18,9 @@ public struct EngineIdentity: Sendable, Hashable {
     /// The layout version the ring was written with.
     public var layoutVersion: UInt64 = FrameLayout.version
 
+    /// The period within the sampler's range (50 ms … 60 s), whatever a shared header says.
+    public var clampedPeriodNs: UInt64 { min(max(periodNs, 50_000_000), 60_000_000_000) }
+
     public init() {}
 }
 

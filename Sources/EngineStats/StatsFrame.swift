@@ -42,6 +42,8 @@ public struct EngineSettings: Sendable, Hashable {
     public var blockMicroseconds = 0
     /// Workers asked for: started, plus added, minus retired (shutdown packets posted).
     public var workersTarget = 0
+    /// CPUs the engine may run on (its affinity mask).
+    public var onlineCPUs = 0
 
     public init() {}
 }
@@ -62,6 +64,9 @@ public struct StatsFrame: Sendable, Hashable {
     public var settings = EngineSettings()
     /// Counts of workers whose slots have been reused; `totals` adds them in.
     public var retired = WorkerCounts()
+    /// Queue-wait and service histograms of workers whose slots have been reused.
+    public var retiredQueueWait = LatencyHistogram()
+    public var retiredService = LatencyHistogram()
     /// Every worker that has a slot, live or exited, in slot order.
     public var workers: [WorkerSample] = []
 
@@ -82,13 +87,21 @@ public struct StatsFrame: Sendable, Hashable {
 
     /// Writes the fixed part (every field of `FrameLayout.frameFields`, then the worker count).
     func writeHeader(to words: UnsafeMutablePointer<UInt64>, _ store: (UnsafeMutablePointer<UInt64>, UInt64) -> Void) {
-        for (index, field) in FrameLayout.frameFields.enumerated() { store(words + index, field.word(of: self)) }
-        store(words + FrameLayout.frameFields.count, UInt64(workers.count))
+        var at = words
+        for field in FrameLayout.frameFields { at += field.store(self, to: at, store) }
+        store(at, UInt64(workers.count))
     }
 
     /// Reads the fixed part and returns the worker count it names.
     mutating func readHeader(from words: UnsafeMutablePointer<UInt64>, _ load: (UnsafeMutablePointer<UInt64>) -> UInt64) -> Int {
-        for (index, field) in FrameLayout.frameFields.enumerated() { field.set(load(words + index), in: &self) }
-        return Int(truncatingIfNeeded: load(words + FrameLayout.frameFields.count))
+        var at = words
+        for field in FrameLayout.frameFields { at += field.load(into: &self, from: at, load) }
+        return Int(truncatingIfNeeded: load(at))
     }
+
+    /// Queue waits of every worker that ever ran (retired ones included).
+    public var poolQueueWait: LatencyHistogram { workers.reduce(retiredQueueWait) { $0 + $1.queueWait } }
+
+    /// Service times of every worker that ever ran (retired ones included).
+    public var poolService: LatencyHistogram { workers.reduce(retiredService) { $0 + $1.service } }
 }

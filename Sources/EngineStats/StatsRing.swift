@@ -72,6 +72,12 @@ public final class StatsRing: @unchecked Sendable {
     public init(attaching fd: CInt) throws(RingAttachError) {
         var status = stat()
         guard fstat(fd, &status) == 0 else { close(fd); throw .unreadable(errno) }
+        // Only a sealed memfd cannot shrink under the mapping (which would be SIGBUS, not an
+        // error): the engine's ring always is.
+        guard status.st_mode & S_IFMT == S_IFREG, CShare_isSealedAgainstShrinking(fd) != 0 else {
+            close(fd)
+            throw .notARing
+        }
         let size = Int(status.st_size)
         guard size >= RingHeader.firstEntryWord * 8 else { close(fd); throw .notARing }
         guard let raw = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
@@ -122,11 +128,15 @@ public final class StatsRing: @unchecked Sendable {
         storage + Int((number - 1) % UInt64(capacity)) * frameWords
     }
 
-    /// Number of the newest complete frame (0: none yet).
+    /// Number of the newest complete frame (0: none yet). A shared ring is read from memory
+    /// another process writes, so numbers are kept to a range no arithmetic here overflows.
     public var newest: UInt64 {
         // acquiring: pairs with the releasing store in `publish`; the frame is complete.
-        AtomicWord_loadAcquire(head)
+        min(AtomicWord_loadAcquire(head), Self.largestNumber)
     }
+
+    /// Frames past this are not believed (2^62: 70 billion years at 50 ms).
+    static let largestNumber: UInt64 = 1 << 62
 
     /// Number of the oldest frame still held (0: none yet).
     public var oldest: UInt64 {
@@ -165,7 +175,7 @@ public final class StatsRing: @unchecked Sendable {
     /// Copies frame `number` into `frame` (reusing its worker array). False if that frame is
     /// not published yet, or was overwritten before or while it was read.
     public func read(_ number: UInt64, into frame: inout StatsFrame) -> Bool {
-        guard number > 0 else { return false }
+        guard number > 0, number <= Self.largestNumber else { return false }
         let words = entry(number)
         // acquiring: pairs with the releasing even store in `publish`.
         let before = AtomicWord_loadAcquire(words)
@@ -188,19 +198,22 @@ public final class StatsRing: @unchecked Sendable {
     /// The newest frame, or nil before the first one.
     public func latest() -> StatsFrame? {
         var frame = StatsFrame()
-        while true {
+        // Bounded: a writer laps a reader only so often, and a foreign ring whose head names a
+        // frame that never completes must not hang the reader.
+        for _ in 0..<(4 * capacity + 16) {
             let number = newest
             guard number > 0 else { return nil }
             if read(number, into: &frame) { return frame }
         }
+        return nil
     }
 
     /// Up to `count` most recent frames, oldest first (fewer if the ring holds fewer).
     public func recent(_ count: Int) -> [StatsFrame] {
-        var reader = StatsReader(ring: self, startingAt: max(Int64(oldest), Int64(newest) - Int64(count) + 1))
+        var reader = StatsReader(ring: self, startingAt: max(Int64(oldest), Int64(newest) - Int64(max(0, count)) + 1))
         var frames: [StatsFrame] = []
         var frame = StatsFrame()
-        while reader.next(into: &frame) { frames.append(frame) }
+        while frames.count < 4 * capacity, reader.next(into: &frame) { frames.append(frame) }
         return frames.suffix(count)
     }
 

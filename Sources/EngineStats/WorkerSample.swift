@@ -20,14 +20,20 @@ public struct WorkerSample: Sendable, Hashable {
     public var connections = 0
     /// CPU time the worker thread has used (user + system), in ns.
     public var cpuNs: UInt64 = 0
+    /// How long the packets this worker dequeued had waited in the port's FIFO, since it started.
+    public var queueWait = LatencyHistogram()
+    /// How long each of its dequeues took to serve (dequeue to next dequeue), since it started.
+    public var service = LatencyHistogram()
 
     public init() {}
 
     func write(to words: UnsafeMutablePointer<UInt64>, _ store: (UnsafeMutablePointer<UInt64>, UInt64) -> Void) {
-        for (index, field) in FrameLayout.workerFields.enumerated() { store(words + index, field.word(of: self)) }
+        var at = words
+        for field in FrameLayout.workerFields { at += field.store(self, to: at, store) }
     }
 
     mutating func read(from words: UnsafeMutablePointer<UInt64>, _ load: (UnsafeMutablePointer<UInt64>) -> UInt64) {
-        for (index, field) in FrameLayout.workerFields.enumerated() { field.set(load(words + index), in: &self) }
+        var at = words
+        for field in FrameLayout.workerFields { at += field.load(into: &self, from: at, load) }
     }
 }

@@ -41,10 +41,28 @@ public struct WorkerSlot: @unchecked Sendable {
     /// The slot's index in its `WorkerSlots` table.
     public let index: Int
     @usableFromInline let words: UnsafeMutablePointer<UInt64>
+    /// The worker's two histograms, `LatencyBuckets.count` words each: queue wait, then
+    /// service time. Outside the 128-byte slot (they are 3 KiB), but written only by this worker.
+    @usableFromInline let histograms: UnsafeMutablePointer<UInt64>
 
-    init(index: Int, words: UnsafeMutablePointer<UInt64>) {
+    init(index: Int, words: UnsafeMutablePointer<UInt64>, histograms: UnsafeMutablePointer<UInt64>) {
         self.index = index
         self.words = words
+        self.histograms = histograms
+    }
+
+    /// Counts one packet's queue wait: from the moment it entered the port's FIFO to the
+    /// dequeue that returned it. One bucket index (a leading-zero count) and a single-writer
+    /// increment (relaxed load and store: a monotonic counter, read on its own by the sampler).
+    @inlinable @inline(__always)
+    public func recordQueueWait(_ nanoseconds: UInt64) {
+        AtomicWord_addSingleWriter(histograms + LatencyBuckets.index(nanoseconds), 1)
+    }
+
+    /// Counts one service time: from a dequeue to the worker's next dequeue.
+    @inlinable @inline(__always)
+    public func recordService(_ nanoseconds: UInt64) {
+        AtomicWord_addSingleWriter(histograms + LatencyBuckets.count + LatencyBuckets.index(nanoseconds), 1)
     }
 
     @inlinable @inline(__always)

@@ -17,7 +17,11 @@ public final class WorkerSlots: @unchecked Sendable {
     /// How many workers can be alive at once.
     public let capacity: Int
     private let words: UnsafeMutablePointer<UInt64>
-    private let control = Mutex<WorkerCounts>(WorkerCounts())
+    private let histogramWords: UnsafeMutablePointer<UInt64>
+    private let control = Mutex<RetiredWork>(RetiredWork())
+
+    /// Words of one slot's histograms, rounded up to whole 128-byte blocks (no shared lines).
+    static let histogramStride = (2 * LatencyBuckets.count + 15) / 16 * 16
 
     public init(capacity: Int) {
         precondition(capacity > 0)
@@ -26,11 +30,27 @@ public final class WorkerSlots: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         words = raw.bindMemory(to: UInt64.self, capacity: capacity * SlotWord.count)
+        let histogramBytes = capacity * Self.histogramStride * 8
+        let histogramRaw = UnsafeMutableRawPointer.allocate(byteCount: histogramBytes, alignment: 128)
+        histogramRaw.initializeMemory(as: UInt8.self, repeating: 0, count: histogramBytes)
+        histogramWords = histogramRaw.bindMemory(to: UInt64.self, capacity: capacity * Self.histogramStride)
     }
 
-    deinit { UnsafeMutableRawPointer(words).deallocate() }
+    deinit {
+        UnsafeMutableRawPointer(words).deallocate()
+        UnsafeMutableRawPointer(histogramWords).deallocate()
+    }
 
     private func base(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + index * SlotWord.count }
+
+    private func histograms(_ index: Int) -> UnsafeMutablePointer<UInt64> { histogramWords + index * Self.histogramStride }
+
+    /// A slot's histogram (`second`: service time, else queue wait), read word by word.
+    private func histogram(_ index: Int, second: Bool) -> LatencyHistogram {
+        let first = histograms(index) + (second ? LatencyBuckets.count : 0)
+        // relaxed: each bucket is a monotonic counter read on its own.
+        return LatencyHistogram(counts: (0..<LatencyBuckets.count).map { AtomicWord_loadRelaxed(first + $0) })
+    }
 
     private func state(_ index: Int) -> WorkerState {
         // acquiring: pairs with the worker's releasing sequence store after its last
@@ -55,14 +75,19 @@ public final class WorkerSlots: @unchecked Sendable {
             }
             guard let index = chosen else { return nil }
             let slot = base(index)
-            if state(index) == .exited { retired += counts(slot) }
+            if state(index) == .exited {
+                retired.counts += counts(slot)
+                retired.queueWait += histogram(index, second: false)
+                retired.service += histogram(index, second: true)
+            }
             // Relaxed stores: no reader looks at this slot without holding `control`, and the
             // new worker starts after we return.
             for word in 0..<SlotWord.count { AtomicWord_storeRelaxed(slot + word, 0) }
+            for word in 0..<Self.histogramStride { AtomicWord_storeRelaxed(histograms(index) + word, 0) }
             AtomicWord_storeRelaxed(slot + SlotWord.workerID, UInt64(workerID))
             AtomicWord_storeRelaxed(slot + SlotWord.state, WorkerState.waiting.rawValue)
             AtomicWord_storeRelaxed(slot + SlotWord.stateSince, now)
-            return WorkerSlot(index: index, words: slot)
+            return WorkerSlot(index: index, words: slot, histograms: histograms(index))
         }
     }
 
@@ -79,10 +104,10 @@ public final class WorkerSlots: @unchecked Sendable {
     }
 
     /// Reads every claimed slot at `now` into `workers` (cleared first; its capacity is reused)
-    /// and returns the counts of workers whose slots were reused. Time in the current state so
+    /// and returns what the workers whose slots were reused did. Time in the current state so
     /// far is included in that state's total.
-    public func sample(into workers: inout [WorkerSample], now: UInt64) -> WorkerCounts {
-        control.withLock { retired -> WorkerCounts in
+    public func sample(into workers: inout [WorkerSample], now: UInt64) -> RetiredWork {
+        control.withLock { retired -> RetiredWork in
             workers.removeAll(keepingCapacity: true)
             for index in 0..<capacity {
                 let slot = base(index)
@@ -92,6 +117,8 @@ public final class WorkerSlots: @unchecked Sendable {
                 sample.slot = index
                 sample.id = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(slot + SlotWord.workerID))
                 sample.counts = counts(slot)
+                sample.queueWait = histogram(index, second: false)
+                sample.service = histogram(index, second: true)
                 sample.cpuNs = cpuTime(slot, exited: sample.state == .exited)
                 if sample.state != .exited, now > sample.stateSinceNs {
                     let current = now - sample.stateSinceNs
@@ -120,7 +147,7 @@ public final class WorkerSlots: @unchecked Sendable {
     /// Counts of every worker that ever had a slot here.
     public func totals() -> WorkerCounts {
         control.withLock { retired in
-            (0..<capacity).reduce(retired) { $0 + counts(base($1)) }
+            (0..<capacity).reduce(retired.counts) { $0 + counts(base($1)) }
         }
     }
 
@@ -147,4 +174,14 @@ public final class WorkerSlots: @unchecked Sendable {
             if attempts % 64 == 0 { sched_yield() }
         }
     }
+}
+
+/// What the workers whose slots were reused did: their counts and histograms, kept so engine
+/// totals never go backwards.
+public struct RetiredWork: Sendable, Hashable {
+    public var counts = WorkerCounts()
+    public var queueWait = LatencyHistogram()
+    public var service = LatencyHistogram()
+
+    public init() {}
 }

@@ -104,7 +104,7 @@ struct ListCommand: ParsableCommand {
             printLine(Format.right(String(engine.pid), 7) + "  " + Format.left(engine.address, 21) + " "
                 + Format.left(engine.backend, 9) + Format.right(String(engine.workers), 8)
                 + Format.right(String(engine.connections), 7)
-                + Format.right(Format.uptime(UInt64(engine.uptimeSeconds * 1e9)), 11)
+                + Format.right(Format.uptime(UInt64(min(max(0, engine.uptimeSeconds), 1e9) * 1e9)), 11)
                 + (engine.draining ? "  draining" : ""))
         }
     }

@@ -13,7 +13,7 @@ struct BatchMode {
     let signals: StopSignals
 
     /// Why the printing stopped.
-    enum Ending: Equatable { case done, signal, engineGone(String) }
+    enum Ending: Equatable { case done, signal, engineGone(String), drained }
 
     @discardableResult
     func run() -> Ending {
@@ -25,10 +25,14 @@ struct BatchMode {
             case .frame(let next): frame = next
             case .stop(let ending): return ending
             }
-            let report = BatchReport(identity: source.identity, frame: frame, rates: FrameRates(previous: previous, current: frame))
+            let rates = FrameRates(previous: previous, current: frame)
+            let report = BatchReport(identity: source.identity, frame: frame, rates: rates,
+                                     warnings: Warnings.evaluate(previous: previous, current: frame, rates: rates))
             guard printLine(json ? report.json : report.text) else { return .done }
             previous = frame
             printed += 1
+            // A drain asked for by another viewer: the engine serves no more.
+            if frame.engine.drained { return .drained }
         }
         return .done
     }
@@ -40,7 +44,7 @@ struct BatchMode {
         let last = previous?.number ?? 0
         if let previous {
             // Sleep until the sampler's next frame is due, then look in short steps.
-            let due = Int64(previous.timestampNs + source.identity.periodNs) - CIOURing_now_ns()
+            let due = Int64(truncatingIfNeeded: previous.timestampNs &+ source.identity.clampedPeriodNs) - CIOURing_now_ns()
             if due > 0, let signal = signals.wait(milliseconds: Int(due / 1_000_000) + 1) {
                 return .stop(announce(signal))
             }

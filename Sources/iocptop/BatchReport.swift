@@ -6,6 +6,7 @@ struct BatchReport {
     let identity: EngineIdentity
     let frame: StatsFrame
     let rates: FrameRates
+    let warnings: [Warning]
 
     // MARK: text
 
@@ -23,6 +24,9 @@ struct BatchReport {
             + (frame.engine.acceptErrors > 0 ? ", \(frame.engine.acceptErrors) accept failures" : "")
             + " · \(Format.rate(rates.completionsPerSecond)) completions/s (\(totals.completions) total)"
             + " · in \(Format.fixed(rates.bytesInPerSecond / 1e6)) MB/s · out \(Format.fixed(rates.bytesOutPerSecond / 1e6)) MB/s")
+        lines.append("queue wait p50 \(Format.duration(rates.queueWait?.p50)) p99 \(Format.duration(rates.queueWait?.p99))"
+            + " · service p50 \(Format.duration(rates.service?.p50)) p99 \(Format.duration(rates.service?.p99))")
+        for warning in warnings { lines.append("warning: \(warning.message)") }
         lines.append("")
         lines.append(Self.header)
         for worker in rates.workers {
@@ -34,12 +38,14 @@ struct BatchReport {
                 + Self.pad(Format.fixed(worker.bytesInPerSecond / 1e6, decimals: 2), 9)
                 + Self.pad(Format.fixed(worker.bytesOutPerSecond / 1e6, decimals: 2), 9)
                 + Self.pad(String(worker.pending), 8)
-                + Self.pad(String(worker.connections), 7))
+                + Self.pad(String(worker.connections), 7)
+                + Self.pad(Format.duration(worker.queueWait?.p99), 10)
+                + Self.pad(Format.duration(worker.service?.p99), 10))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static let header = "   ID  STATE    BUSY%   CPU%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS"
+    static let header = "   ID  STATE    BUSY%   CPU%  COMPL/S       TOTAL  IN MB/s OUT MB/s PENDING  CONNS  WAIT p99   SVC p99"
 
     static func pad(_ text: String, _ width: Int) -> String { Format.right(text, width) }
 
@@ -67,6 +73,14 @@ struct BatchReport {
         line.add("bytes_out", totals.bytesOut)
         line.add("mb_in_per_s", rates.bytesInPerSecond / 1e6, decimals: 3)
         line.add("mb_out_per_s", rates.bytesOutPerSecond / 1e6, decimals: 3)
+        line.add(percentiles: rates.queueWait, prefix: "queue_wait")
+        line.add(percentiles: rates.service, prefix: "service")
+        line.add("warnings", objects: warnings.map { warning in
+            var object = JSONLine()
+            object.add("kind", warning.kind.rawValue)
+            object.add("message", warning.message)
+            return object
+        })
         line.add("workers", objects: zip(rates.workers, frame.workers).map { worker, sample in
             var object = JSONLine()
             for field in FrameLayout.workerFields { object.add(field, of: sample) }
@@ -76,6 +90,8 @@ struct BatchReport {
             object.add("completions", worker.totalCompletions)
             object.add("mb_in_per_s", worker.bytesInPerSecond / 1e6, decimals: 3)
             object.add("mb_out_per_s", worker.bytesOutPerSecond / 1e6, decimals: 3)
+            object.add(percentiles: worker.queueWait, prefix: "queue_wait")
+            object.add(percentiles: worker.service, prefix: "service")
             return object
         })
         return line.string

@@ -101,7 +101,7 @@ final class DashboardMode {
 
     private func millisecondsUntilNextFrame() -> Int {
         guard engineGone == nil, let frame = model.frame else { return engineGone == nil ? 20 : 1000 }
-        let due = Int64(frame.timestampNs + source.identity.periodNs) - CIOURing_now_ns()
+        let due = Int64(truncatingIfNeeded: frame.timestampNs &+ source.identity.clampedPeriodNs) - CIOURing_now_ns()
         return Int(min(1000, max(5, due / 1_000_000 + 2)))
     }
 

@@ -38,6 +38,14 @@ struct JSONLine {
         }
     }
 
+    /// `PREFIX_p50_us`, `_p90_us`, `_p99_us`, `_p999_us` (null when nothing was counted).
+    mutating func add(percentiles: Percentiles?, prefix: String) {
+        for (suffix, value) in [("p50", percentiles?.p50), ("p90", percentiles?.p90), ("p99", percentiles?.p99), ("p999", percentiles?.p999)] {
+            key("\(prefix)_\(suffix)_us")
+            text += value.map { Format.fixed(Double($0) / 1000, decimals: 1) } ?? "null"
+        }
+    }
+
     mutating func add(_ name: String, objects: [JSONLine]) {
         key(name)
         text += "[" + objects.map(\.string).joined(separator: ",") + "]"

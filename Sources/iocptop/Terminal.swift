@@ -1,3 +1,4 @@
+import CShare
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,8 +45,9 @@ struct StopSignals {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
-        // A closed terminal (or tmux kill-server) ends the process as SIGTERM does: cleanly.
-        sigaddset(&set, SIGHUP)
+        // A closed terminal (or tmux kill-server) ends the process as SIGTERM does: cleanly —
+        // unless SIGHUP is ignored (nohup), which a blocked signal would no longer honour.
+        if CShare_signalIsIgnored(SIGHUP) == 0 { sigaddset(&set, SIGHUP) }
         if resize { sigaddset(&set, SIGWINCH) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         // A closed stdout (a pipe to `head`) must not kill the process.

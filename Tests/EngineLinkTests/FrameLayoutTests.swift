@@ -89,6 +89,7 @@ import Glibc
         let fd = CShare_memfd("test")
         ftruncate(fd, off_t(bytes))
         _ = words.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        _ = CShare_sealFutureWrites(fd)
         return fd
     }
 
@@ -98,6 +99,10 @@ import Glibc
     }
 
     @Test func foreignAndTruncatedFilesAreRefused() {
+        // Not sealed: it could shrink under the mapping.
+        let unsealed = CShare_memfd("test")
+        ftruncate(unsealed, 1 << 16)
+        #expect(throws: RingAttachError.notARing) { try StatsRing(attaching: unsealed) }
         #expect(throws: RingAttachError.notARing) { try StatsRing(attaching: file(startingWith: [0x1234, 2])) }
         #expect(throws: RingAttachError.notARing) { try StatsRing(attaching: file(startingWith: [], bytes: 100)) }
         // A real header whose sizes claim more than the file holds.

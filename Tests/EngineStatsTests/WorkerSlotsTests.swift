@@ -42,12 +42,17 @@ import Testing
         for _ in 0..<5 { first.countReceiveCompletion() }
         first.countBytesIn(1234)
         second.countSendCompletion()
+        first.recordQueueWait(5_000)
+        first.recordQueueWait(5_000)
+        first.recordService(2_000_000)
         first.enter(.exited, at: 20)
         // An unused slot is taken before the exited one, which stays visible.
         let third = try #require(slots.claim(workerID: 2, now: 30))
         #expect(third.index != first.index)
         var workers: [WorkerSample] = []
-        #expect(slots.sample(into: &workers, now: 40) == WorkerCounts())
+        #expect(slots.sample(into: &workers, now: 40) == RetiredWork())
+        #expect(workers[0].queueWait.total == 2 && workers[0].service.total == 1)
+        #expect(workers[0].queueWait.percentile(0.5).map { abs(Int($0) - 5_000) <= 5_000 / 16 } == true)
         #expect(workers.map(\.id) == [0, 1, 2])
         #expect(workers[0].state == .exited && workers[0].counts.receives == 5)
         // Full now, but for the exited slot: it is reused, its counts move to `retired`.
@@ -56,10 +61,12 @@ import Testing
         #expect(fourth.index == first.index)
         #expect(slots.claim(workerID: 4, now: 60) == nil, "every slot holds a live worker")
         let retired = slots.sample(into: &workers, now: 70)
-        #expect(retired.receives == 5 && retired.bytesIn == 1234)
+        #expect(retired.counts.receives == 5 && retired.counts.bytesIn == 1234)
+        #expect(retired.queueWait.total == 2 && retired.service.total == 1, "histograms fold into retired too")
         #expect(slots.totals() == before, "totals never go backwards")
         let reused = try #require(workers.first { $0.slot == fourth.index })
         #expect(reused.id == 3 && reused.state == .waiting && reused.counts == WorkerCounts())
+        #expect(reused.queueWait.total == 0 && reused.service.total == 0, "a reused slot starts from zero")
     }
 
     /// A worker changes state as fast as it can while a reader samples: every sample's time

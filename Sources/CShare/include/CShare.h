@@ -14,6 +14,9 @@ int CShare_memfd(const char *name);
 /// the kernel has it, 5.1+); the writer's existing mapping stays writable. 0 or -1.
 int CShare_sealFutureWrites(int fd);
 
+/// 1 when `fd` carries the F_SEAL_SHRINK seal (it can never shrink under a mapping), else 0.
+int CShare_isSealedAgainstShrinking(int fd);
+
 /// Sends `length` bytes of `data` with one descriptor attached (SCM_RIGHTS). Returns bytes sent.
 ssize_t CShare_sendWithDescriptor(int socket, const void *data, size_t length, int descriptor);
 
@@ -23,6 +26,9 @@ ssize_t CShare_receiveWithDescriptor(int socket, void *data, size_t capacity, in
 
 /// The uid and pid of the process at the other end of a Unix socket (SO_PEERCRED). 0 or -1.
 int CShare_peerCredentials(int socket, uid_t *uid, pid_t *pid);
+
+/// 1 when `signal`'s disposition is SIG_IGN (as `nohup` leaves SIGHUP), else 0.
+int CShare_signalIsIgnored(int signal);
 
 /// pidfd_open(pid, 0): a descriptor that becomes readable when the process exits (5.3+).
 int CShare_pidfd(pid_t pid);

@@ -31,6 +31,11 @@ final class Scheduler: @unchecked Sendable {
         var closed = false
         /// CLOCK_MONOTONIC of the last harvest (by a leader or a poll).
         var lastHarvestNs: Int64 = 0
+        /// The leader took the lead while the gate was closed: it may not run, it only moves
+        /// completions from the kernel into the FIFO (see `gatedHarvestPauseNs`).
+        var gatedLeader = false
+        /// The gated leader while it pauses before harvesting (woken at once when the gate opens).
+        var pausingLeader: Waiter?
 
         var gateOpen: Bool { running < concurrency || closed }
     }
@@ -40,6 +45,8 @@ final class Scheduler: @unchecked Sendable {
         case lead
         /// Take a non-blocking look in the kernel first (see `pollIntervalNs`), then decide.
         case poll
+        /// Lead while the gate is closed: harvest (paced) for the threads that will run.
+        case gatedLead
         case park
         case closed
         case timedOut
@@ -52,6 +59,13 @@ final class Scheduler: @unchecked Sendable {
     /// it lasts. A thread about to take packets looks in the kernel first (without waiting) when
     /// nobody has for this long, and appends what it finds behind them: FIFO order across both.
     static let pollIntervalNs: Int64 = 200_000
+
+    /// A thread that may not run (the gate is closed) still leads: completions enter the FIFO
+    /// when the kernel completes them, as on Windows, instead of waiting in the kernel until a
+    /// thread may run — so queue depth and queue wait are true exactly when the queue is long.
+    /// It harvests at most once per this interval (the pause before each harvest), so while the
+    /// pool is saturated it costs a few thousand system calls a second, not one per completion.
+    static let gatedHarvestPauseNs: Int64 = 200_000
 
     let state: PortLock<State>
     let operations: OperationTable
@@ -98,6 +112,9 @@ final class Scheduler: @unchecked Sendable {
             case .timedOut: return .timeout
             case .lead: step = lead(me, out, deadline: deadline)
             case .poll: step = poll(me, out)
+            case .gatedLead:
+                pauseBeforeGatedHarvest(me, deadline: deadline)
+                step = lead(me, out, deadline: deadline)
             case .park: step = parked(me, out, deadline: deadline)
             }
         }
@@ -109,10 +126,15 @@ final class Scheduler: @unchecked Sendable {
         var timeout: Int64 = -1
         if deadline >= 0 { timeout = max(0, deadline - CIOURing_now_ns()) }
         let harvested = driver.harvest(into: me.harvest, timeoutNs: timeout)
+        let now = CIOURing_now_ns()
         return state.withLock { s -> Step in
             s.leader = false
-            s.lastHarvestNs = CIOURing_now_ns()
-            for i in 0..<harvested { s.queue.append(me.harvest[i]) }
+            s.gatedLeader = false
+            s.lastHarvestNs = now
+            for i in 0..<harvested {
+                me.harvest[i].queuedAtNs = now
+                s.queue.append(me.harvest[i])
+            }
             // Out of time and nothing to take: report the timeout (a drained, closed port
             // still reports portClosed through `next`).
             let expired = deadline >= 0 && CIOURing_now_ns() >= deadline
@@ -126,14 +148,36 @@ final class Scheduler: @unchecked Sendable {
         }
     }
 
+    /// The gated leader's pause (`gatedHarvestPauseNs` since the last harvest), parked on its own
+    /// futex word: `dispatch` wakes it as soon as the gate opens, so a thread that may run again
+    /// never waits for the pause.
+    private func pauseBeforeGatedHarvest(_ me: Waiter, deadline: Int64) {
+        let until = state.withLock { s -> Int64? in
+            let until = s.lastHarvestNs + Self.gatedHarvestPauseNs
+            guard !s.gateOpen, !s.closed, CIOURing_now_ns() < until else { return nil }
+            CIOURing_futex_word_store(me.word, 0)
+            s.pausingLeader = me
+            return deadline >= 0 ? min(until, deadline) : until
+        }
+        guard let until else { return }
+        _ = me.park(deadline: until)
+        state.withLock { s in
+            if s.pausingLeader === me { s.pausingLeader = nil }
+        }
+    }
+
     /// A look in the kernel without waiting, while packets are queued (`pollIntervalNs`).
     private func poll(_ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>) -> Step {
         nonisolated(unsafe) let out = out
         let harvested = driver.harvest(into: me.harvest, timeoutNs: 0)
+        let now = CIOURing_now_ns()
         return state.withLock { s -> Step in
             s.leader = false
-            s.lastHarvestNs = CIOURing_now_ns()
-            for i in 0..<harvested { s.queue.append(me.harvest[i]) }
+            s.lastHarvestNs = now
+            for i in 0..<harvested {
+                me.harvest[i].queuedAtNs = now
+                s.queue.append(me.harvest[i])
+            }
             return next(&s, me, out)
         }
     }
@@ -199,6 +243,17 @@ final class Scheduler: @unchecked Sendable {
             s.leader = true
             return .lead
         }
+        if !s.leader && !s.closed {
+            s.leader = true
+            s.gatedLeader = true
+            return .gatedLead
+        }
+        if let pausing = s.pausingLeader, s.gateOpen {
+            // The gate opened for the leader that pauses: it harvests now, this thread waits.
+            s.pausingLeader = nil
+            pausing.markChosen()
+            me.pendingWakes.append(pausing)
+        }
         me.isParked = true
         me.reason = .none
         // Not yet chosen. Under the lock, so a waker cannot have chosen us already.
@@ -211,6 +266,11 @@ final class Scheduler: @unchecked Sendable {
     /// when nobody harvests, and wakes everyone once the port is closed and drained. Chosen
     /// waiters are collected in `caller.pendingWakes` and woken by `wakeChosen` after unlock.
     func dispatch(_ s: inout State, _ caller: Waiter) {
+        if let pausing = s.pausingLeader, s.gateOpen || s.closed {
+            s.pausingLeader = nil
+            pausing.markChosen()
+            if pausing !== caller { caller.pendingWakes.append(pausing) }
+        }
         while !s.queue.isEmpty && s.gateOpen, let top = s.waiters.popLast() {
             top.isParked = false
             top.mailbox = s.queue.removeFirst()
@@ -224,6 +284,15 @@ final class Scheduler: @unchecked Sendable {
             top.isParked = false
             top.reason = .lead
             s.leader = true
+            choose(top, caller)
+        }
+        // Nobody harvests while the gate is closed: a parked thread leads (gated, see
+        // `gatedHarvestPauseNs`) so completions keep entering the FIFO.
+        if !s.leader && !s.gateOpen && !s.closed, let top = s.waiters.popLast() {
+            top.isParked = false
+            top.reason = .lead
+            s.leader = true
+            s.gatedLeader = true
             choose(top, caller)
         }
         if drained && !s.leader {
@@ -252,7 +321,8 @@ final class Scheduler: @unchecked Sendable {
         // relaxed: standalone gauges (see the property comment).
         queueDepthGauge.store(s.queue.count, ordering: .relaxed)
         runningGauge.store(s.running, ordering: .relaxed)
-        parkedGauge.store(s.waiters.count, ordering: .relaxed)
+        // A gated leader waits like a parked thread: it may not run.
+        parkedGauge.store(s.waiters.count + (s.gatedLeader ? 1 : 0), ordering: .relaxed)
         leaderGauge.store(s.leader, ordering: .relaxed)
     }
 
@@ -263,8 +333,12 @@ final class Scheduler: @unchecked Sendable {
     /// the port is closing (that is how in-flight operations drain).
     func deliver(_ packets: UnsafeBufferPointer<Completion>) {
         let me = ThreadRegistry.waiter(for: self)
+        let now = CIOURing_now_ns()
         let wakeLeader = state.withLock { s -> Bool in
-            for packet in packets { s.queue.append(packet) }
+            for var packet in packets {
+                packet.queuedAtNs = now
+                s.queue.append(packet)
+            }
             dispatch(&s, me)
             return !s.queue.isEmpty && s.leader && s.gateOpen
         }
@@ -275,9 +349,11 @@ final class Scheduler: @unchecked Sendable {
     /// Appends one posted packet unless the port is closed.
     func post(_ packet: Completion) throws(PortError) {
         let me = ThreadRegistry.waiter(for: self)
+        var stamped = packet
+        stamped.queuedAtNs = CIOURing_now_ns()
         let wakeLeader = try state.withLock { s throws(PortError) -> Bool in
             guard !s.closed else { throw PortError.portClosed }
-            s.queue.append(packet)
+            s.queue.append(stamped)
             dispatch(&s, me)
             return !s.queue.isEmpty && s.leader && s.gateOpen
         }
