@@ -32,6 +32,9 @@ static inline int CNcurses_start(void) {
     nonl();
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
+    // Esc closes the detail pane: wait 25 ms (not ncurses' default 1 s) for the rest of an
+    // escape sequence before taking a lone Esc.
+    set_escdelay(25);
     curs_set(0);
     return 0;
 }

@@ -33,6 +33,25 @@ public struct DashboardModel: Sendable {
     public var workMicroseconds = 0
     /// A drain was asked for (the frames say when it started and finished).
     public var drainRequested = false
+    /// What is wrong now, from the newest two frames (`Warnings`).
+    public private(set) var warnings: [Warning] = []
+    /// Pool queue wait p99 per interval (ns; 0 when nothing was dequeued), oldest first.
+    public private(set) var queueWaitHistory: [Double] = []
+    /// The last actions and warnings, oldest first, with the engine's uptime when they happened.
+    public private(set) var events: [Event] = []
+    /// Events kept.
+    public static let eventCapacity = 50
+    /// The worker whose detail pane is open (nil: none).
+    public var detailID: Int?
+    /// The engine's sampling period (sparklines say the time they span).
+    public var periodNs: UInt64 = 500_000_000
+
+    /// One line of the event log.
+    public struct Event: Sendable, Hashable {
+        public var uptimeNs: UInt64
+        public var text: String
+        public var isWarning: Bool
+    }
 
     public init(backend: String, address: String) {
         self.backend = backend
@@ -57,8 +76,35 @@ public struct DashboardModel: Sendable {
         } else {
             rates = FrameRates(previous: nil, current: next)
         }
+        let previous = frame
         frame = next
         workMicroseconds = next.settings.workMicroseconds
+        queueWaitHistory.append(Double(rates.queueWait?.p99 ?? 0))
+        if queueWaitHistory.count > Self.historyLength { queueWaitHistory.removeFirst(queueWaitHistory.count - Self.historyLength) }
+        let before = Set(warnings.map(\.kind))
+        warnings = Warnings.evaluate(previous: previous, current: next, rates: rates)
+        for warning in warnings where !before.contains(warning.kind) {
+            log(warning.message, isWarning: true)
+        }
+    }
+
+    /// Sets the status line and keeps it in the event log.
+    public mutating func note(_ text: String) {
+        status = text
+        log(text, isWarning: false)
+    }
+
+    private mutating func log(_ text: String, isWarning: Bool) {
+        events.append(Event(uptimeNs: frame?.uptimeNs ?? 0, text: text, isWarning: isWarning))
+        if events.count > Self.eventCapacity { events.removeFirst(events.count - Self.eventCapacity) }
+    }
+
+    /// The rates of the worker whose detail pane is open.
+    public var detail: (rates: WorkerRates, sample: WorkerSample)? {
+        guard let detailID, let frame,
+              let sample = frame.workers.first(where: { $0.id == detailID }),
+              let rates = rates.workers.first(where: { $0.id == detailID }) else { return nil }
+        return (rates, sample)
     }
 
     /// The table's rows: live workers, and exited ones for `exitedLingerNs`, sorted.

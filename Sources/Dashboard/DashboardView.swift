@@ -30,6 +30,7 @@ public struct DashboardView: Sendable {
         drawTable(model, into: &screen)
         drawStatus(model, into: &screen)
         drawKeyBar(into: &screen)
+        if model.detailID != nil { drawDetail(model, into: &screen) }
         if model.showHelp { drawHelp(into: &screen) }
     }
 
@@ -49,37 +50,71 @@ public struct DashboardView: Sendable {
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
 
         x = screen.put(" Workers ", x: 0, y: 1, style: label)
-        x = screen.put(Format.left("\(frame.liveWorkers)", 4), x: x, y: 1, style: value)
-        x = screen.put("\(frame.workers(in: .running)) running", x: x, y: 1, style: CellStyle(.good))
-        x = screen.put("  \(frame.workers(in: .waiting)) waiting", x: x, y: 1)
+        x = screen.put("\(frame.liveWorkers) ", x: x, y: 1, style: value)
+        x = screen.put(" \(frame.workers(in: .running)) run", x: x, y: 1, style: CellStyle(.good))
+        x = screen.put("  \(frame.workers(in: .waiting)) wait", x: x, y: 1)
         x = screen.put("  \(frame.workers(in: .blocked)) blocked", x: x, y: 1, style: CellStyle(frame.workers(in: .blocked) > 0 ? .warning : .normal))
         x = screen.put("   Port ", x: x, y: 1, style: label)
-        x = screen.put("running \(frame.port.runningThreads)/\(frame.port.concurrency)", x: x, y: 1, style: value)
-        x = screen.put("  queue \(frame.port.queueDepth)  pending \(frame.port.pendingOperations)", x: x, y: 1)
+        x = screen.put("\(frame.port.runningThreads)/\(frame.port.concurrency) running", x: x, y: 1, style: value)
+        x = screen.put("  queue \(frame.port.queueDepth)", x: x, y: 1, style: CellStyle(frame.port.queueDepth > 0 ? .warning : .normal))
+        screen.put("  pending \(frame.port.pendingOperations)", x: x, y: 1)
 
         x = screen.put(" Conns   ", x: 0, y: 2, style: label)
-        x = screen.put(Format.left("\(frame.engine.openConnections) open", 10), x: x, y: 2, style: value)
-        x = screen.put("\(frame.engine.peakConnections) peak  \(frame.engine.accepted) accepted  ", x: x, y: 2)
+        x = screen.put("\(frame.engine.openConnections) open", x: x, y: 2, style: value)
+        x = screen.put("  \(frame.engine.accepted) accepted  ", x: x, y: 2)
         x = screen.put("\(frame.engine.refused) refused", x: x, y: 2, style: CellStyle(frame.engine.refused > 0 ? .warning : .normal))
         x = screen.put("  \(frame.engine.closedByError) errors", x: x, y: 2, style: CellStyle(frame.engine.closedByError > 0 ? .warning : .normal))
         if frame.engine.acceptErrors > 0 {
             x = screen.put("  \(frame.engine.acceptErrors) accept failures", x: x, y: 2, style: CellStyle(.critical, bold: true))
         }
         x = screen.put("   Work ", x: x, y: 2, style: label)
-        screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
-
-        let series: [(String, String, [Double])] = [
-            (" Compl/s ", Format.rate(rates.completionsPerSecond), model.history.completionsPerSecond),
-            (" In MB/s ", Format.fixed(rates.bytesInPerSecond / 1e6), model.history.bytesInPerSecond),
-            (" Out MB/s", Format.fixed(rates.bytesOutPerSecond / 1e6), model.history.bytesOutPerSecond),
-        ]
-        for (index, (title, current, values)) in series.enumerated() {
-            let y = 3 + index
-            var column = screen.put(title, x: 0, y: y, style: label)
-            column = screen.put(Format.right(current, 8) + "  ", x: column, y: y, style: value)
-            let width = screen.width - column - 1
-            screen.put(Sparkline.render(values, width: width, unicode: unicode), x: column, y: y, style: CellStyle(.good))
+        x = screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
+        if frame.settings.blockMicroseconds > 0 {
+            screen.put("  block \(frame.settings.blockMicroseconds) µs", x: x, y: 2, style: CellStyle(.warning))
         }
+
+        // The saturation line: how long packets wait, and how long serving them takes.
+        let waitLong = (rates.queueWait?.p99 ?? 0) >= Warnings.longQueueWaitNs
+        x = screen.put(" Wait    ", x: 0, y: 3, style: label)
+        x = screen.put("p50 ", x: x, y: 3)
+        x = screen.put(Format.left(Format.duration(rates.queueWait?.p50), 7), x: x, y: 3, style: value)
+        x = screen.put("p99 ", x: x, y: 3)
+        x = screen.put(Format.left(Format.duration(rates.queueWait?.p99), 7), x: x, y: 3, style: CellStyle(waitLong ? .warning : .normal, bold: true))
+        x = screen.put("svc p99 ", x: x, y: 3)
+        x = screen.put(Format.left(Format.duration(rates.service?.p99), 7), x: x, y: 3, style: value)
+        drawSparkline(model.queueWaitHistory, x: x, y: 3, model: model, scale: { Format.duration(UInt64($0)) }, into: &screen)
+
+        x = screen.put(" Compl/s ", x: 0, y: 4, style: label)
+        x = screen.put(Format.right(Format.rate(rates.completionsPerSecond), 8) + "  ", x: x, y: 4, style: value)
+        drawSparkline(model.history.completionsPerSecond, x: x, y: 4, model: model, scale: Format.rate, into: &screen)
+
+        x = screen.put(" MB/s    ", x: 0, y: 5, style: label)
+        x = screen.put("in " + Format.left(Format.fixed(rates.bytesInPerSecond / 1e6), 7), x: x, y: 5, style: value)
+        x = screen.put("out " + Format.left(Format.fixed(rates.bytesOutPerSecond / 1e6), 7), x: x, y: 5, style: value)
+        drawSparkline(model.history.bytesInPerSecond.map { $0 / 1e6 }, x: x, y: 5, model: model, scale: { Format.fixed($0) }, into: &screen)
+
+        if let first = model.warnings.first {
+            let more = model.warnings.count > 1 ? " (+\(model.warnings.count - 1) more, see the events below)" : ""
+            screen.put(" ! " + first.message + more, x: 0, y: 6, style: CellStyle(.critical, bold: true))
+        } else if model.frame != nil {
+            screen.put(" no warnings", x: 0, y: 6, style: CellStyle(.muted, dim: true))
+        }
+    }
+
+    /// A sparkline from `x` to the right edge, ending with its scale: the peak it is drawn
+    /// against and the time it spans ("▁▂▅█ ↑3.4ms 1m").
+    private func drawSparkline(_ values: [Double], x: Int, y: Int, model: DashboardModel,
+                               scale: (Double) -> String, into screen: inout Screen) {
+        let room = screen.width - x - 1
+        // Room for a few bars and the 14-column scale, or nothing.
+        guard room >= 18 else { return }
+        let width = room - 14
+        let shown = values.suffix(width)
+        let peak = shown.max() ?? 0
+        let period = Double(model.frame.map { _ in model.periodNs } ?? 500_000_000) / 1e9
+        let span = Format.span(seconds: Double(shown.count) * period)
+        screen.put(Sparkline.render(Array(shown), width: width, unicode: unicode), x: x, y: y, style: CellStyle(.good))
+        screen.put(" " + (unicode ? "↑" : "^") + scale(peak) + " " + span, x: x + width, y: y, style: CellStyle(.muted), limit: 14)
     }
 
     // MARK: table
@@ -93,7 +128,7 @@ public struct DashboardView: Sendable {
     }
 
     /// Columns that fit `width`, in order, with the busy bar's width. Narrow terminals drop
-    /// TOTAL first, then IDLE, then OUT, then IN.
+    /// TOTAL first, then IDLE, OUT MB/s, IN MB/s, CONNS, SVC p99, CPU% (README.md lists it).
     static func layout(width: Int) -> (columns: [Column], bar: Int) {
         var columns = [
             Column(title: "ID", width: 4, sort: .id),
@@ -106,11 +141,13 @@ public struct DashboardView: Sendable {
             Column(title: "OUT MB/s", width: 8, sort: .megabytesOut),
             Column(title: "PEND", width: 6, sort: .pending),
             Column(title: "CONNS", width: 6, sort: .connections),
+            Column(title: "WAIT p99", width: 8, sort: .queueWait),
+            Column(title: "SVC p99", width: 8, sort: .service),
             Column(title: "IDLE", width: 7, sort: .idle),
         ]
         let minimumBar = 12
         func fixed() -> Int { columns.reduce(0) { $0 + $1.width + 1 } + 1 }
-        for drop in [SortColumn.total, .idle, .megabytesOut, .megabytesIn, .connections] where fixed() + minimumBar > width {
+        for drop in [SortColumn.total, .idle, .megabytesOut, .megabytesIn, .connections, .service, .cpu] where fixed() + minimumBar > width {
             columns.removeAll { $0.sort == drop }
         }
         let bar = min(50, max(minimumBar, width - fixed()))
@@ -146,6 +183,8 @@ public struct DashboardView: Sendable {
                 let width = column.sort == .busy ? bar : column.width
                 if column.sort == .busy {
                     drawBar(busy: row.busyPercent, cpu: row.cpuPercent, x: x, y: y, width: width, dim: exited, into: &screen)
+                } else if column.sort == .queueWait, (row.queueWaitP99 ?? 0) >= Warnings.longQueueWaitNs {
+                    screen.put(Format.right(cell(row, column.sort), width), x: x, y: y, style: CellStyle(.warning, bold: true), limit: width)
                 } else if column.sort == .state {
                     screen.put(Format.left(row.state.description, width), x: x, y: y, style: stateStyle(row.state))
                 } else {
@@ -160,6 +199,25 @@ public struct DashboardView: Sendable {
         if rows.count > visible {
             let more = "\(first + 1)–\(min(rows.count, first + visible)) of \(rows.count)"
             screen.put(more, x: screen.width - more.count - 1, y: titleY, style: header)
+        } else {
+            drawEvents(model, from: Self.headerRows + rows.count + 1, to: Self.headerRows + visible, into: &screen)
+        }
+    }
+
+    /// The room under a short table: the last actions and warnings, newest last.
+    private func drawEvents(_ model: DashboardModel, from top: Int, to bottom: Int, into screen: inout Screen) {
+        guard bottom - top >= 2 else { return }
+        let rule: Character = unicode ? "─" : "-"
+        screen.put(" " + String(repeating: rule, count: 2) + " events " + String(repeating: rule, count: max(0, screen.width - 12)),
+                   x: 0, y: top, style: CellStyle(.muted))
+        let shown = model.events.suffix(bottom - top - 1)
+        if shown.isEmpty {
+            screen.put("   none yet: keys you press and warnings appear here", x: 0, y: top + 1, style: CellStyle(.muted, dim: true))
+        }
+        for (offset, event) in shown.enumerated() {
+            let stamp = " " + Format.uptime(event.uptimeNs) + "  "
+            let x = screen.put(stamp, x: 0, y: top + 1 + offset, style: CellStyle(.muted))
+            screen.put(event.text, x: x, y: top + 1 + offset, style: event.isWarning ? CellStyle(.warning, bold: true) : .plain)
         }
     }
 
@@ -177,6 +235,8 @@ public struct DashboardView: Sendable {
         case .connections: "\(row.connections)"
         case .idle:
             row.exitedForNs != nil ? "–" : row.idleNs.map(Format.duration) ?? "–"
+        case .queueWait: Format.duration(row.queueWaitP99)
+        case .service: Format.duration(row.serviceP99)
         }
     }
 
@@ -195,7 +255,7 @@ public struct DashboardView: Sendable {
     private func drawBar(busy: Double, cpu: Double, x: Int, y: Int, width: Int, dim: Bool, into screen: inout Screen) {
         let inner = width - 2
         guard inner > 0 else { return }
-        let label = Format.fixed(busy) + "%"
+        let label = Format.fixed(max(busy, cpu)) + "%"
         let cells = { (percent: Double) in Int((min(100, max(0, percent)) / 100 * Double(inner)).rounded()) }
         let busyCells = cells(busy), cpuCells = max(busyCells, cells(cpu))
         let level: ColorRole = dim ? .muted : busy >= 85 ? .critical : busy >= 50 ? .warning : .good
@@ -246,29 +306,47 @@ public struct DashboardView: Sendable {
         let y = screen.height - 1
         let keys: [(String, String)] = [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
                                          ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("s", "Sort"),
-                                         ("Spc", "Pause"), ("F10", "Quit")]
+                                         ("Spc", "Pause")]
+        // F10 Quit always shows, at the right end; the others as far as they fit.
+        let quit = ("F10", "Quit")
+        let quitWidth = quit.0.count + quit.1.count
         var x = 0
         for (key, text) in keys {
-            guard x + key.count + text.count + 1 <= screen.width else { break }
+            guard x + key.count + text.count + 1 <= screen.width - quitWidth - 1 else { break }
             x = screen.put(key, x: x, y: y, style: CellStyle(.keyName, bold: true))
             x = screen.put(Format.left(text, text.count + 1), x: x, y: y, style: CellStyle(.keyText, reverse: true))
         }
         screen.paint(x: x, y: y, count: screen.width - x, style: CellStyle(.keyText, reverse: true))
+        x = screen.put(quit.0, x: screen.width - quitWidth, y: y, style: CellStyle(.keyName, bold: true))
+        screen.put(quit.1, x: x, y: y, style: CellStyle(.keyText, reverse: true))
     }
 
     private func drawHelp(into screen: inout Screen) {
         let legend = [
-            ("BUSY", "| share of time not waiting in dequeue (running or blocked)"),
-            ("", ": up to its CPU share (io_uring work inside the dequeue)"),
-            ("CPU%", "CPU used by the thread, kernel I/O included"),
-            ("PEND", "receives and sends in flight that it submitted"),
-            ("CONNS", "open connections whose last completion it served"),
-            ("IDLE", "time since its last completion"),
+            ("BUSY", "saturation, the larger of | busy (running or blocked) and :"),
+            ("", "CPU share (io_uring's socket I/O in dequeue is work, not idle)"),
+            ("WAIT p99", "queue wait, FIFO entry to dequeue, 99th percentile"),
+            ("SVC p99", "service time, one dequeue to the next, 99th percentile"),
+            ("CPU% IDLE", "thread CPU (kernel I/O too) · time since last completion"),
+            ("PEND CONNS", "its operations in flight · connections it served last"),
         ]
-        let lines = (KeyMap.help + [("", "")] + legend).map { Format.left($0.0, 10) + $0.1 }
+        let lines = (KeyMap.help + legend).map { Format.left($0.0, 11) + $0.1 }
         let width = min(screen.width - 2, (lines.map(\.count).max() ?? 0) + 4)
-        let height = min(screen.height - 2, lines.count + 4)
+        let height = min(screen.height - 2, lines.count + 3)
         let left = (screen.width - width) / 2, top = (screen.height - height) / 2
+        let box = drawBox(left: left, top: top, width: width, height: height, into: &screen)
+        screen.put(" iocptop keys ", x: left + 2, y: top, style: box)
+        for (index, line) in lines.prefix(height - 3).enumerated() {
+            let isKey = index < KeyMap.help.count
+            screen.put(String(line.prefix(11)), x: left + 2, y: top + 1 + index, style: CellStyle(isKey ? .accent : .label, bold: true), limit: width - 4)
+            screen.put(String(line.dropFirst(11)), x: left + 13, y: top + 1 + index, limit: width - 15)
+        }
+        screen.put(" any key closes ", x: left + width - 18, y: top + height - 1, style: box)
+    }
+
+    /// A framed, cleared box; returns the frame's style.
+    @discardableResult
+    func drawBox(left: Int, top: Int, width: Int, height: Int, into screen: inout Screen) -> CellStyle {
         let box = CellStyle(.accent, bold: true)
         let (h, v, tl, tr, bl, br): (Character, Character, Character, Character, Character, Character) =
             unicode ? ("─", "│", "┌", "┐", "└", "┘") : ("-", "|", "+", "+", "+", "+")
@@ -283,12 +361,6 @@ public struct DashboardView: Sendable {
         }
         screen[left, top] = Cell(tl, box); screen[left + width - 1, top] = Cell(tr, box)
         screen[left, top + height - 1] = Cell(bl, box); screen[left + width - 1, top + height - 1] = Cell(br, box)
-        screen.put(" iocptop keys ", x: left + 2, y: top, style: box)
-        for (index, line) in lines.prefix(height - 4).enumerated() {
-            let isKey = index < KeyMap.help.count
-            screen.put(String(line.prefix(10)), x: left + 2, y: top + 2 + index, style: CellStyle(isKey ? .accent : .label, bold: true), limit: width - 4)
-            screen.put(String(line.dropFirst(10)), x: left + 12, y: top + 2 + index, limit: width - 14)
-        }
-        screen.put(" any key closes ", x: left + width - 18, y: top + height - 1, style: box)
+        return box
     }
 }

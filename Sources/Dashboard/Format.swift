@@ -36,14 +36,6 @@ public enum Format {
         return days > 0 ? "\(days)d \(two(hours)):\(two(minutes)):\(two(secs))" : "\(hours):\(two(minutes)):\(two(secs))"
     }
 
-    /// A short duration: 850µs, 12ms, 3.4s, 5m.
-    public static func duration(_ nanoseconds: UInt64) -> String {
-        if nanoseconds < 1_000_000 { return "\(nanoseconds / 1000)µs" }
-        if nanoseconds < 1_000_000_000 { return "\(nanoseconds / 1_000_000)ms" }
-        if nanoseconds < 60_000_000_000 { return fixed(Double(nanoseconds) / 1e9) + "s" }
-        return "\(nanoseconds / 60_000_000_000)m"
-    }
-
     /// `text` right-aligned in `width` columns.
     public static func right(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
@@ -62,6 +54,23 @@ public enum Format {
         if value < 1_000 { return "\(ns)ns" }
         if value < 1_000_000 { return value < 10_000 ? fixed(value / 1e3) + "µs" : "\(Int((value / 1e3).rounded()))µs" }
         if value < 1_000_000_000 { return value < 10_000_000 ? fixed(value / 1e6) + "ms" : "\(Int((value / 1e6).rounded()))ms" }
-        return fixed(value / 1e9, decimals: 2) + "s"
+        if value < 60e9 { return fixed(value / 1e9, decimals: 2) + "s" }
+        return "\(ns / 60_000_000_000)m"
+    }
+
+    /// A time span, short: "45s", "12m", "3h".
+    public static func span(seconds: Double) -> String {
+        if seconds < 120 { return "\(Int(seconds.rounded()))s" }
+        if seconds < 7200 { return "\(Int((seconds / 60).rounded()))m" }
+        return "\(Int((seconds / 3600).rounded()))h"
+    }
+
+    /// A byte count, short: "512 B", "12.3 KB", "4.5 MB", "1.2 GB" (powers of 1000).
+    public static func bytes(_ count: UInt64) -> String {
+        let value = Double(count)
+        if value < 1e3 { return "\(count) B" }
+        if value < 1e6 { return fixed(value / 1e3) + " KB" }
+        if value < 1e9 { return fixed(value / 1e6) + " MB" }
+        return fixed(value / 1e9) + " GB"
     }
 }

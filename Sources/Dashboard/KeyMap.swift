@@ -20,6 +20,10 @@ public enum Action: Sendable, Hashable {
     case pageDown
     case selectFirst
     case selectLast
+    /// Open the selected worker's detail pane (Enter).
+    case showDetail
+    /// Close the detail pane (Esc).
+    case closeDetail
 }
 
 /// Key codes → actions. Codes are ncurses' (characters as their code point; function and arrow
@@ -36,6 +40,7 @@ public enum KeyMap {
     public static func keyF(_ n: Int32) -> Int32 { 0o410 + n }
     public static let controlC: Int32 = 3
     public static let escape: Int32 = 27
+    public static let keyEnter: Int32 = 0o527
 
     /// The action for a key, or nil for keys that do nothing.
     public static func action(for key: Int32) -> Action? {
@@ -60,6 +65,8 @@ public enum KeyMap {
         case keyNextPage: return .pageDown
         case keyHome, Int32(UInt8(ascii: "g")): return .selectFirst
         case keyEnd, Int32(UInt8(ascii: "G")): return .selectLast
+        case keyEnter, 10, 13: return .showDetail
+        case escape: return .closeDetail
         default: return nil
         }
     }
@@ -76,6 +83,7 @@ public enum KeyMap {
         ("s > <", "sort by the next / previous column"),
         ("r", "reverse the sort order"),
         ("↑ ↓ j k", "select a worker (PgUp PgDn Home End too)"),
+        ("Enter Esc", "open / close the selected worker's detail"),
         ("h ? F1", "this help"),
         ("q F10 ^C", "quit: drain (bounded), restore the terminal"),
     ]

@@ -16,6 +16,9 @@ public struct WorkerRow: Sendable, Hashable {
     public var idleNs: UInt64?
     /// For an exited worker, how long ago it exited.
     public var exitedForNs: UInt64?
+    /// Queue wait and service time at the 99th percentile over the interval, in ns.
+    public var queueWaitP99: UInt64?
+    public var serviceP99: UInt64?
 
     public init(_ rates: WorkerRates) {
         id = rates.id
@@ -30,12 +33,19 @@ public struct WorkerRow: Sendable, Hashable {
         connections = rates.connections
         idleNs = rates.sinceLastCompletionNs
         exitedForNs = rates.exitedForNs
+        queueWaitP99 = rates.queueWait?.p99
+        serviceP99 = rates.service?.p99
     }
+
+    /// The worker's saturation, one figure on both backends: the larger of its busy share (not
+    /// waiting in dequeue) and its CPU share — on io_uring the socket work runs inside the
+    /// leader's dequeue, which is CPU spent on work, not idleness.
+    public var saturationPercent: Double { max(busyPercent, cpuPercent) }
 }
 
 /// Columns the worker table can be sorted by, in the order `s` cycles through them.
 public enum SortColumn: Int, Sendable, CaseIterable, CustomStringConvertible {
-    case id, state, busy, cpu, rate, total, megabytesIn, megabytesOut, pending, connections, idle
+    case id, state, busy, cpu, rate, total, megabytesIn, megabytesOut, pending, connections, idle, queueWait, service
 
     public var description: String {
         switch self {
@@ -50,6 +60,8 @@ public enum SortColumn: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .pending: "PEND"
         case .connections: "CONNS"
         case .idle: "IDLE"
+        case .queueWait: "WAIT p99"
+        case .service: "SVC p99"
         }
     }
 
@@ -59,7 +71,7 @@ public enum SortColumn: Int, Sendable, CaseIterable, CustomStringConvertible {
         switch self {
         case .id: return a.id < b.id
         case .state: return (a.state.rawValue, a.id) < (b.state.rawValue, b.id)
-        case .busy: return a.busyPercent > b.busyPercent
+        case .busy: return a.saturationPercent > b.saturationPercent
         case .cpu: return a.cpuPercent > b.cpuPercent
         case .rate: return a.completionsPerSecond > b.completionsPerSecond
         case .total: return a.totalCompletions > b.totalCompletions
@@ -68,6 +80,8 @@ public enum SortColumn: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .pending: return a.pending > b.pending
         case .connections: return a.connections > b.connections
         case .idle: return (a.idleNs ?? .max) > (b.idleNs ?? .max)
+        case .queueWait: return (a.queueWaitP99 ?? 0) > (b.queueWaitP99 ?? 0)
+        case .service: return (a.serviceP99 ?? 0) > (b.serviceP99 ?? 0)
         }
     }
 }

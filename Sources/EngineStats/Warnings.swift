@@ -59,7 +59,7 @@ public enum Warnings {
         }
         for worker in current.workers where worker.state == .running || worker.state == .blocked {
             let inState = current.timestampNs > worker.stateSinceNs ? current.timestampNs - worker.stateSinceNs : 0
-            if inState >= stuckNs {
+            if inState > stuckNs {
                 warnings.append(Warning(kind: .stuckWorker,
                                         message: "worker \(worker.id) \(worker.state) in one completion for \(seconds(inState))"))
             }

@@ -46,6 +46,7 @@ final class DashboardMode {
         view = DashboardView(unicode: unicode)
         let identity = source.identity
         model = DashboardModel(backend: identity.backend, address: identity.address)
+        model.periodNs = identity.clampedPeriodNs
         if load.isRunning { model.loadConnections = load.configuration.connections }
         if let attachedTo {
             model.status = "attached to \(attachedTo) (\(identity.address)) · q leaves it serving · h for help"
@@ -71,7 +72,7 @@ final class DashboardMode {
                 engineGone = gone
                 if load.isRunning { load.stop() }
                 model.loadConnections = nil
-                model.status = "\(gone) — the last frame stays on screen; press q to quit"
+                model.note("\(gone) — the last frame stays on screen; press q to quit")
                 dirty = true
             }
             if dirty {
@@ -139,7 +140,7 @@ final class DashboardMode {
             knownExited.insert(id)
             if retiresAwaited > 0 {
                 retiresAwaited -= 1
-                model.status = "posted shutdown packet — worker \(id) exited (\(frame.liveWorkers) live)"
+                model.note("posted shutdown packet — worker \(id) exited (\(frame.liveWorkers) live)")
             }
         }
         if model.drainPhase == .drained, model.loadConnections != nil {
@@ -157,6 +158,16 @@ final class DashboardMode {
             return
         }
         guard let action = KeyMap.action(for: key) else { return }
+        if model.detailID != nil {
+            // The detail pane is open: Esc (or Enter, or q) closes it; moving the selection
+            // shows the next worker's detail.
+            switch action {
+            case .closeDetail, .showDetail, .quit:
+                model.detailID = nil
+                return
+            default: break
+            }
+        }
         let visible = DashboardView.tableRows(height: terminal.size.height)
         switch action {
         case .quit: quitting = true
@@ -170,13 +181,21 @@ final class DashboardMode {
         case .reverseSort:
             model.reversed.toggle()
             model.status = "sorted by \(model.sort), \(model.reversed ? "reversed" : "natural order")"
-        case .selectUp: model.moveSelection(by: -1, visibleRows: visible)
-        case .selectDown: model.moveSelection(by: 1, visibleRows: visible)
+        case .selectUp:
+            model.moveSelection(by: -1, visibleRows: visible)
+            followSelection()
+        case .selectDown:
+            model.moveSelection(by: 1, visibleRows: visible)
+            followSelection()
         case .pageUp: model.moveSelection(by: -visible, visibleRows: visible)
         case .pageDown: model.moveSelection(by: visible, visibleRows: visible)
         case .selectFirst: model.moveSelection(by: -1_000_000, visibleRows: visible)
         case .selectLast: model.moveSelection(by: 1_000_000, visibleRows: visible)
         case .toggleLoad: toggleLoad()
+        case .showDetail:
+            let rows = model.rows
+            if let index = model.selectedIndex { model.detailID = rows[index].id }
+        case .closeDetail: model.detailID = nil
         default: command(action)
         }
     }
@@ -199,7 +218,7 @@ final class DashboardMode {
         default: return
         }
         let outcome = control.send(command)
-        model.status = outcome.message
+        model.note(outcome.message)
         guard outcome.succeeded else { return }
         switch command {
         case .retireWorker: retiresAwaited += 1
@@ -208,11 +227,17 @@ final class DashboardMode {
         }
     }
 
+    /// An open detail pane shows the newly selected worker.
+    private func followSelection() {
+        guard model.detailID != nil, let index = model.selectedIndex else { return }
+        model.detailID = model.rows[index].id
+    }
+
     private func toggleLoad() {
         if load.isRunning {
             let report = load.stop()
             model.loadConnections = nil
-            model.status = "built-in load off: \(report?.messages ?? 0) messages echoed, \(report?.mismatches ?? 0) mismatches"
+            model.note("built-in load off: \(report?.messages ?? 0) messages echoed, \(report?.mismatches ?? 0) mismatches")
             return
         }
         guard engineGone == nil, model.frame?.engine.draining != true else {
@@ -222,7 +247,7 @@ final class DashboardMode {
         do {
             let connected = try load.start()
             model.loadConnections = connected
-            model.status = "built-in load on: \(connected) connections × \(load.configuration.messageSize) B"
+            model.note("built-in load on: \(connected) connections × \(load.configuration.messageSize) B")
         } catch {
             model.status = "built-in load: \(error)"
         }

@@ -41,6 +41,7 @@ func model(workers: Int, configure: (inout StatsFrame) -> Void = { _ in }) -> Da
         return sample(id: index, state: index == 0 ? .running : .waiting, running: busy, waiting: 1 - busy,
                       receives: UInt64(index + 1) * 1000, bytes: UInt64(index + 1) * 128_000, cpu: busy)
     }
+    for index in second.workers.indices { second.workers[index].stateSinceNs = second.timestampNs - 100_000_000 }
     configure(&second)
     model.ingest(first)
     model.ingest(second)
@@ -58,9 +59,12 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         let screen = render(model(workers: 4), width: 80, height: 24)
         let lines = (0..<24).map(screen.line)
         #expect(lines[0].contains("iocptop") && lines[0].contains("io_uring · 127.0.0.1:5150") && lines[0].contains("up 0:00:11"))
-        #expect(lines[1].contains("Workers") && lines[1].contains("1 running") && lines[1].contains("running 1/2"))
-        #expect(lines[2].contains("64 open"))
-        #expect(lines[3].contains("Compl/s") && lines[3].contains("10.0k"))
+        #expect(lines[1].contains("Workers") && lines[1].contains("1 run") && lines[1].contains("1/2 running"))
+        #expect(lines[1].contains("pending"), "nothing in the header is cut off at 80 columns: \(lines[1])")
+        #expect(lines[2].contains("64 open") && lines[2].contains("Work"))
+        #expect(lines[3].contains("Wait") && lines[3].contains("p99") && lines[3].contains("svc p99"))
+        #expect(lines[4].contains("Compl/s") && lines[4].contains("10.0k") && lines[4].contains("↑10.0k 1s"), "the sparkline says its scale: \(lines[4])")
+        #expect(lines[6].contains("no warnings"))
         let header = lines[DashboardView.headerRows - 1]
         for title in ["ID", "STATE", "BUSY", "CPU%", "COMPL/S", "PEND"] { #expect(header.contains(title), "\(title)") }
         #expect(!header.contains("TOTAL"), "80 columns drop TOTAL")
@@ -69,6 +73,8 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(rows.first?.contains("running") == true)
         #expect(rows.last?.contains("40.0%") == true, "worker 3 is 40 % busy")
         #expect(lines[23].hasPrefix("F1Help +Add -Retire"))
+        #expect(lines[23].hasSuffix("F10Quit"), "Quit always shows: \(lines[23])")
+        #expect(lines.contains { $0.contains("events") }, "the room under a short table shows the event log")
         #expect(lines.allSatisfy { $0.count == 80 })
     }
 
@@ -156,7 +162,7 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(busy.rows.first?.id == 1, "waiting sorts before running")
         busy.sort = .id
         busy.cycleSort(-1)
-        #expect(busy.sort == .idle)
+        #expect(busy.sort == .service)
         busy.cycleSort(1)
         #expect(busy.sort == .id)
         for column in SortColumn.allCases {
@@ -211,4 +217,77 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(KeyMap.keyF(1) == 265 && KeyMap.keyF(10) == 274 && KeyMap.keyResize == 410)
     }
 
+}
+
+@Suite struct SaturationViewTests {
+    /// A model whose workers waited and served: worker i's packets waited (i + 1) ms.
+    func saturated(workers: Int = 3) -> DashboardModel {
+        model(workers: workers) { frame in
+            for index in frame.workers.indices {
+                for _ in 0..<100 { frame.workers[index].queueWait.record(UInt64(index + 1) * 1_000_000) }
+                for _ in 0..<100 { frame.workers[index].service.record(200_000) }
+            }
+        }
+    }
+
+    @Test func waitAndServiceShowInHeaderAndColumns() {
+        let screen = render(saturated(), width: 120, height: 40)
+        let lines = (0..<40).map(screen.line)
+        #expect(lines[3].contains("p99 3.0ms") || lines[3].contains("p99 3.1ms"), "\(lines[3])")
+        #expect(lines[3].contains("svc p99 205µs"), "200 µs, within its bucket: \(lines[3])")
+        let header = lines[DashboardView.headerRows - 1]
+        #expect(header.contains("WAIT p99") && header.contains("SVC p99"))
+        let row = lines[DashboardView.headerRows + 2]
+        #expect(row.contains("3.0ms") || row.contains("3.1ms"), "worker 2 waited 3 ms: \(row)")
+    }
+
+    @Test func narrowTerminalsDropColumnsInTheDocumentedOrder() {
+        let titles = { (width: Int) in DashboardView.layout(width: width).columns.map(\.title) }
+        #expect(titles(200).contains("TOTAL") && titles(200).contains("IDLE"))
+        #expect(!titles(80).contains("TOTAL") && titles(80).contains("WAIT p99"))
+        #expect(titles(60).contains("WAIT p99"), "queue wait stays longest: \(titles(60))")
+        for width in [60, 80, 100, 120, 160, 200] {
+            let screen = render(saturated(workers: 12), width: width, height: 30)
+            #expect((0..<30).allSatisfy { screen.line($0).count == width })
+        }
+    }
+
+    @Test func theDetailPaneShowsHistogramsAndCounts() {
+        var model = saturated()
+        model.detailID = 2
+        let screen = render(model, width: 100, height: 32)
+        let text = (0..<32).map(screen.line).joined(separator: "\n")
+        #expect(text.contains("worker 2"))
+        #expect(text.contains("completions") && text.contains("3000 receives"))
+        #expect(text.contains("queue wait") && text.contains("p99.9"))
+        #expect(text.contains("service"))
+        #expect(text.contains("█ 100") || text.contains("█ 200"), "histogram bars with their counts")
+        #expect(text.contains("Esc closes"))
+        // At 80×24 it fits too.
+        let small = render(model, width: 80, height: 24)
+        #expect((0..<24).map(small.line).joined().contains("queue wait"))
+    }
+
+    @Test func warningsShowOnTheirLineAndInTheEventLog() {
+        var model = model(workers: 2) { frame in
+            for index in frame.workers.indices {
+                frame.workers[index].state = .blocked
+                frame.workers[index].stateSinceNs = frame.timestampNs
+            }
+            frame.port.queueDepth = 40
+        }
+        model.note("added worker 7")
+        let screen = render(model, width: 100, height: 30)
+        let lines = (0..<30).map(screen.line)
+        #expect(lines[6].contains("all 2 workers blocked") && lines[6].contains("press +"), "\(lines[6])")
+        let log = lines.drop { !$0.contains("events") }.joined()
+        #expect(log.contains("all 2 workers blocked"))
+        #expect(log.contains("added worker 7"))
+    }
+
+    @Test func enterAndEscapeMapToTheDetailPane() {
+        #expect(KeyMap.action(for: 13) == .showDetail)
+        #expect(KeyMap.action(for: KeyMap.keyEnter) == .showDetail)
+        #expect(KeyMap.action(for: KeyMap.escape) == .closeDetail)
+    }
 }
