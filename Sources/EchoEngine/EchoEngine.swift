@@ -120,6 +120,9 @@ public final class EchoEngine: @unchecked Sendable {
         let reference = WeakEngine()
         sampler = StatsSampler(ring: stats, periodNs: UInt64(configuration.statsPeriodMilliseconds) * 1_000_000) { frame in
             guard let engine = reference.engine else { return false }
+            // Every worker may be blocked: nobody would move the kernel's completions into the
+            // FIFO, and the frame would show an empty queue exactly when it is longest.
+            engine.port.harvestIfNobodyLeads()
             engine.fill(&frame)
             return true
         }

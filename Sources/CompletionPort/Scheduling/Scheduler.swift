@@ -361,6 +361,31 @@ final class Scheduler: @unchecked Sendable {
         if wakeLeader { driver.wakeLeader() }
     }
 
+    /// See `CompletionPort.harvestIfNobodyLeads`. The caller leads for one non-blocking harvest.
+    func harvestIfNobodyLeads() {
+        let me = ThreadRegistry.waiter(for: self)
+        let leading = state.withLock { s -> Bool in
+            guard !s.leader, !s.closed else { return false }
+            s.leader = true
+            return true
+        }
+        guard leading else { return }
+        let harvested = driver.harvest(into: me.harvest, timeoutNs: 0)
+        let now = CIOURing_now_ns()
+        let wakeLeader = state.withLock { s -> Bool in
+            s.leader = false
+            s.lastHarvestNs = now
+            for i in 0..<harvested {
+                me.harvest[i].queuedAtNs = now
+                s.queue.append(me.harvest[i])
+            }
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
     // MARK: gate control
 
     func setConcurrency(_ limit: Int) {
