@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "EchoEngine", "EngineStats", "CShare", "Loopback"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "Loopback"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "CompletionPort", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort"]),
     ]

@@ -72,19 +72,22 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 SERVERS="iocptop-io_uring iocptop-epoll c-epoll"
 [ -n "$NIO_SERVER" ] && SERVERS="$SERVERS nio"
 # name connections size pipeline
-WORKLOADS="pingpong-1x128:1:128:1 pingpong-100x128:100:128:1 pingpong-1000x128:1000:128:1 pingpong-100x4k:100:4096:1 stream-10x64k:10:65536:4"
+# Streaming: `iocptop load --mode stream` writes 64 KiB chunks continuously, at most 1 MiB
+# unechoed per connection, and counts connections that go a second without an echoed byte.
+WORKLOADS="pingpong-1x128:1:128:1 pingpong-100x128:100:128:1 pingpong-1000x128:1000:128:1 pingpong-100x4k:100:4096:1 stream-10x64k:10:65536:stream"
 TICK=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
 [ "$ONLY_MEMORY" = 1 ] && ROUNDS=0
 for round in $(seq 1 "$ROUNDS"); do
   for workload in $WORKLOADS; do
     IFS=: read -r name connections size pipeline <<< "$workload"
+    if [ "$pipeline" = stream ]; then shape=(--mode stream --window 1048576); else shape=(--pipeline "$pipeline"); fi
     for server in $SERVERS; do
       start_server "$server"
       # Warm up (connections, pools, caches), then measure.
-      taskset -c 1 "$IOCPTOP" load --port $PORT --connections "$connections" --size "$size" --pipeline "$pipeline" --duration 1 --json > /dev/null 2>&1 || true
+      taskset -c 1 "$IOCPTOP" load --port $PORT --connections "$connections" --size "$size" "${shape[@]}" --duration 1 --json > /dev/null 2>&1 || true
       before=$(cpu_ticks "$SERVER_PID")
-      json=$(taskset -c 1 "$IOCPTOP" load --port $PORT --connections "$connections" --size "$size" --pipeline "$pipeline" --duration "$SECONDS_PER_RUN" --json 2>/dev/null || true)
+      json=$(taskset -c 1 "$IOCPTOP" load --port $PORT --connections "$connections" --size "$size" "${shape[@]}" --duration "$SECONDS_PER_RUN" --json 2>/dev/null || true)
       after=$(cpu_ticks "$SERVER_PID")
       stop_server
       python3 - "$round" "$name" "$server" "$((after - before))" "$TICK" "$json" >> "$RESULTS" <<'PY'
@@ -93,10 +96,10 @@ round_, name, server, ticks, tick, raw = sys.argv[1:7]
 try:
     r = json.loads(raw)
 except ValueError:
-    print(f"{round_}\t{name}\t{server}\tfailed\t0\t0\t0\t0\t0"); sys.exit()
+    print(f"{round_}\t{name}\t{server}\tfailed\t0\t0\t0\t0\t0\t0\t0"); sys.exit()
 cpu_us = int(ticks) / int(tick) * 1e6
 per_message = cpu_us / r["messages"] if r["messages"] else 0
-print(f"{round_}\t{name}\t{server}\tok\t{r['messages_per_s']:.0f}\t{r['mb_per_s']:.1f}\t{r['latency_us']['p50']:.0f}\t{r['latency_us']['p99']:.0f}\t{per_message:.2f}\t{r['mismatches']}")
+print(f"{round_}\t{name}\t{server}\tok\t{r['messages_per_s']:.0f}\t{r['mb_per_s']:.1f}\t{r['latency_us']['p50']:.0f}\t{r['latency_us']['p99']:.0f}\t{per_message:.2f}\t{r['mismatches']}\t{r.get('stalled', 0)}")
 PY
       tail -1 "$RESULTS" >&2
     done
@@ -112,15 +115,16 @@ for line in open(sys.argv[1]):
         rows[(name, server)].append([float(v) for v in values])
 names = list(dict.fromkeys(k[0] for k in rows))
 servers = list(dict.fromkeys(k[1] for k in rows))
-print("| workload | server | round trips/s | MB/s | p50 µs | p99 µs | server CPU µs/msg | vs C rt/s | vs NIO rt/s |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | server | round trips/s | MB/s | p50 µs | p99 µs | server CPU µs/msg | vs C rt/s | vs NIO rt/s | stalled (max) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     med = {s: [statistics.median(col) for col in zip(*rows[(name, s)])] for s in servers if rows[(name, s)]}
     for s, m in med.items():
         c = med.get("c-epoll"); n = med.get("nio")
         vs_c = f"{m[0] / c[0]:.2f}×" if c and c[0] else "–"
         vs_n = f"{m[0] / n[0]:.2f}×" if n and n[0] else "–"
-        print(f"| {name} | {s} | {m[0]:,.0f} | {m[1]:.1f} | {m[2]:.0f} | {m[3]:.0f} | {m[4]:.2f} | {vs_c} | {vs_n} |")
+        stalled = max(int(row[6]) for row in rows[(name, s)])
+        print(f"| {name} | {s} | {m[0]:,.0f} | {m[1]:.1f} | {m[2]:.0f} | {m[3]:.0f} | {m[4]:.2f} | {vs_c} | {vs_n} | {stalled} |")
 PY
 
 if [ "$SKIP_MEMORY" = 0 ]; then

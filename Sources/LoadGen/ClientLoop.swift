@@ -25,6 +25,9 @@ final class ClientLoop: @unchecked Sendable {
         var open = true
         var wantsWrite = false
         var mismatched = false
+        /// When it last had an echoed byte, or started waiting for one (monotonic ns).
+        var lastProgressNs: Int64 = 0
+        var stalled = false
     }
 
     /// Thread-owned; a raw buffer, so the hot loop pays no exclusivity or uniqueness checks.
@@ -49,6 +52,8 @@ final class ClientLoop: @unchecked Sendable {
     private(set) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     private(set) var errors: [String: Int] = [:]
     private(set) var mismatches = 0
+    /// Connections that went `LoadConfiguration.stallNs` with bytes outstanding and no echo.
+    private(set) var stalledConnections = 0
     private(set) var startedNs: Int64 = 0
     private(set) var endedNs: Int64 = 0
 
@@ -59,7 +64,7 @@ final class ClientLoop: @unchecked Sendable {
         self.pattern = pattern
         self.configuration = configuration
         self.control = control
-        sentAt = .allocate(capacity: max(1, sockets.count * configuration.pipeline))
+        sentAt = .allocate(capacity: max(1, sockets.count * configuration.outstandingMessages))
         epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
         openConnections.store(sockets.count, ordering: .relaxed)
         for slot in connections.indices {
@@ -111,6 +116,8 @@ final class ClientLoop: @unchecked Sendable {
             finished.store(true, ordering: .releasing)
         }
         var first = true
+        var nextStallCheck = startedNs + 100_000_000
+        defer { if configuration.mode == .stream { checkStalls(now: monotonicNanoseconds()) } }
         // A local histogram: recorded into per message without touching `self`'s storage.
         var latencies = histogram
         defer { histogram = latencies }
@@ -125,6 +132,10 @@ final class ClientLoop: @unchecked Sendable {
             if first || ratePerNs != nil {
                 first = false
                 for slot in connections.indices where connections[slot].open { refill(slot, now: now) }
+            }
+            if configuration.mode == .stream && now >= nextStallCheck {
+                checkStalls(now: now)
+                nextStallCheck = now + 100_000_000
             }
             if budgetExhausted && outstandingTotal == 0 { return }
             if openConnections.load(ordering: .relaxed) == 0 { return }
@@ -144,17 +155,30 @@ final class ClientLoop: @unchecked Sendable {
         }
     }
 
+    /// Marks connections that have had bytes outstanding and no echo for `stallNs` (once each).
+    private func checkStalls(now: Int64) {
+        for slot in connections.indices where connections[slot].open && !connections[slot].stalled {
+            let waiting = connections[slot].bytesReceived < connections[slot].bytesSent
+            if waiting && now - connections[slot].lastProgressNs >= LoadConfiguration.stallNs {
+                connections[slot].stalled = true
+                stalledConnections += 1
+            }
+        }
+    }
+
     /// Starts messages on `slot` while its pipeline has room (and the rate and budget allow),
     /// then writes them.
     private func refill(_ slot: Int, now: Int64) {
-        let pipeline = UInt64(configuration.pipeline)
+        let pipeline = UInt64(configuration.outstandingMessages)
+        // Nothing was outstanding: the wait for an echo starts now.
+        if connections[slot].bytesReceived == connections[slot].bytesSent { connections[slot].lastProgressNs = now }
         while allowance > 0, !budgetExhausted, connections[slot].started - connections[slot].completed < pipeline {
             if !control.takeMessage() {
                 budgetExhausted = true
                 break
             }
             let message = connections[slot].started
-            sentAt[slot * configuration.pipeline + Int(message % pipeline)] = now
+            sentAt[slot * configuration.outstandingMessages + Int(message % pipeline)] = now
             connections[slot].started += 1
             startedTotal += 1
             outstandingTotal += 1
@@ -224,6 +248,7 @@ final class ClientLoop: @unchecked Sendable {
                 return
             }
             let now = monotonicNanoseconds()
+            connections[slot].lastProgressNs = now
             var consumed = 0
             while consumed < n {
                 let received = connections[slot].bytesReceived
@@ -245,7 +270,7 @@ final class ClientLoop: @unchecked Sendable {
                 consumed += chunk
                 connections[slot].bytesReceived += chunk
                 if within + chunk == size {
-                    let sent = sentAt[slot * configuration.pipeline + Int(message % UInt64(configuration.pipeline))]
+                    let sent = sentAt[slot * configuration.outstandingMessages + Int(message % UInt64(configuration.outstandingMessages))]
                     histogram.record(UInt64(max(1, now - sent)))
                     connections[slot].completed += 1
                     outstandingTotal -= 1

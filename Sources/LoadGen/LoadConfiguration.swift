@@ -1,3 +1,13 @@
+/// How connections use the echo server.
+public enum LoadMode: String, Sendable, Hashable, CaseIterable {
+    /// Each connection keeps `pipeline` messages outstanding and sends the next when one comes
+    /// back (1: request, response, request …).
+    case pingpong
+    /// Each connection writes continuously, keeping at most `window` bytes unechoed, and a
+    /// connection with bytes outstanding that gets no echoed byte for a second is stalled.
+    case stream
+}
+
 /// What `LoadGenerator` does: N echo connections, each keeping `pipeline` messages of
 /// `messageSize` bytes outstanding, until `duration` or `messages` is reached or it is stopped.
 public struct LoadConfiguration: Sendable, Hashable {
@@ -19,6 +29,15 @@ public struct LoadConfiguration: Sendable, Hashable {
     public var rate: Double?
     /// How long connecting may take, in seconds.
     public var connectTimeout = 5.0
+    public var mode = LoadMode.pingpong
+    /// Stream mode: most bytes a connection leaves unechoed (its writes are `messageSize` chunks).
+    public var window = 1 << 20
+    /// Stream mode: how long a connection with bytes outstanding may go without an echoed byte
+    /// before it counts as stalled, in ns.
+    public static let stallNs: Int64 = 1_000_000_000
+
+    /// Messages outstanding per connection: `pipeline`, or as many chunks as the window holds.
+    public var outstandingMessages: Int { mode == .stream ? max(1, min(4096, window / messageSize)) : pipeline }
 
     public init() {}
 
@@ -32,6 +51,9 @@ public struct LoadConfiguration: Sendable, Hashable {
         if let messages, messages < 1 { return "the message count must be positive" }
         if let rate, !(rate > 0) { return "the rate must be positive" }
         if !(connectTimeout > 0) { return "the connect timeout must be positive" }
+        if mode == .stream && (window < messageSize || window > 1 << 30) {
+            return "the window must be at least one chunk (--size) and at most 1 GiB"
+        }
         return nil
     }
 }

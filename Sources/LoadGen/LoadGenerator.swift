@@ -102,6 +102,7 @@ public final class LoadGenerator: @unchecked Sendable {
             histogram.add(loop.histogram)
             for (kind, count) in loop.errors { errors[kind, default: 0] += count }
             report.mismatches += loop.mismatches
+            report.stalledConnections += loop.stalledConnections
             report.messages &+= loop.messagesDone.load(ordering: .relaxed)
             report.bytes &+= loop.bytesDone.load(ordering: .relaxed)
             report.connected += loop.connectionCount

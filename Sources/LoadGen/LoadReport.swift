@@ -30,11 +30,13 @@ public struct LoadReport: Sendable, Hashable {
     public var errors: [ErrorCount] = []
     /// Messages whose echo differed from what was sent.
     public var mismatches = 0
+    /// Stream mode: connections that went a second with bytes outstanding and nothing echoed.
+    public var stalledConnections = 0
 
     public init() {}
 
     public var messagesPerSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }
     public var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e6 : 0 }
     /// True when every connection was made and nothing went wrong.
-    public var clean: Bool { connectFailures.isEmpty && errors.isEmpty && mismatches == 0 }
+    public var clean: Bool { connectFailures.isEmpty && errors.isEmpty && mismatches == 0 && stalledConnections == 0 }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dashboard
 import LoadGen
+
+extension LoadMode: ExpressibleByArgument {}
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,8 +24,14 @@ struct LoadCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Connections to open.")
     var connections = 64
 
-    @Option(parsing: .unconditional, help: "Bytes per message.")
-    var size = 128
+    @Option(help: "pingpong (messages, each echoed before the next: the default) or stream (continuous writes within --window).")
+    var mode: LoadMode = .pingpong
+
+    @Option(parsing: .unconditional, help: "Stream mode: most bytes left unechoed per connection.")
+    var window = 1 << 20
+
+    @Option(parsing: .unconditional, help: "Bytes per message (stream mode: per write; default 128, 65536 for stream).")
+    var size: Int?
 
     @Option(parsing: .unconditional, help: "Messages outstanding per connection (1: ping-pong).")
     var pipeline = 1
@@ -51,8 +59,10 @@ struct LoadCommand: ParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.connections = connections
-        configuration.messageSize = size
+        configuration.messageSize = size ?? (mode == .stream ? 65536 : 128)
         configuration.pipeline = pipeline
+        configuration.mode = mode
+        configuration.window = window
         configuration.duration = duration ?? (messages == nil ? 10 : nil)
         configuration.messages = messages
         configuration.rate = rate
@@ -78,7 +88,8 @@ struct LoadCommand: ParsableCommand {
             printError("iocptop load: \(error)")
             throw ExitCode(1)
         }
-        var line = "iocptop load: \(host):\(port) · \(connected)/\(connections) connected · \(size) B × pipeline \(pipeline)"
+        var line = "iocptop load: \(host):\(port) · \(connected)/\(connections) connected · "
+            + (mode == .stream ? "streaming \(configuration.messageSize) B writes, window \(window) B" : "\(configuration.messageSize) B × pipeline \(pipeline)")
         if !failures.isEmpty { line += " · failed: " + failures.map { "\($0.count) × \($0.kind)" }.joined(separator: ", ") }
         progressLine(line)
         var previous = LoadProgress()
@@ -112,13 +123,14 @@ enum LoadSummary {
     static func text(_ report: LoadReport, _ configuration: LoadConfiguration) -> String {
         let us = { (ns: UInt64) in Format.fixed(Double(ns) / 1000) }
         var lines = [
-            "connections \(report.connected)/\(report.connectionsRequested) · \(configuration.messageSize) B × pipeline \(configuration.pipeline) · \(Format.fixed(report.seconds, decimals: 2)) s",
+            "connections \(report.connected)/\(report.connectionsRequested) · \(configuration.messageSize) B × \(configuration.mode == .stream ? "window \(configuration.window) B" : "pipeline \(configuration.pipeline)") · \(Format.fixed(report.seconds, decimals: 2)) s",
             "messages \(report.messages) · \(Format.rate(report.messagesPerSecond)) msg/s · \(Format.fixed(report.megabytesPerSecond)) MB/s each way",
             "latency µs: p50 \(us(report.latency.p50)) · p90 \(us(report.latency.p90)) · p99 \(us(report.latency.p99))"
                 + " · p99.9 \(us(report.latency.p999)) · max \(us(report.latency.max))",
         ]
         let errors = report.connectFailures.map { "connect: \($0.count) × \($0.kind)" } + report.errors.map { "\($0.count) × \($0.kind)" }
-        lines.append("errors: " + (errors.isEmpty ? "none" : errors.joined(separator: ", ")) + " · mismatches \(report.mismatches)")
+        lines.append("errors: " + (errors.isEmpty ? "none" : errors.joined(separator: ", ")) + " · mismatches \(report.mismatches)"
+            + (configuration.mode == .stream ? " · stalled connections \(report.stalledConnections)" : ""))
         return lines.joined(separator: "\n")
     }
 
@@ -148,6 +160,9 @@ enum LoadSummary {
         for error in report.errors { errors.add(error.kind, error.count) }
         line.add("errors", object: errors)
         line.add("mismatches", report.mismatches)
+        line.add("mode", configuration.mode.rawValue)
+        line.add("window", configuration.mode == .stream ? configuration.window : 0)
+        line.add("stalled", report.stalledConnections)
         return line.string
     }
 }

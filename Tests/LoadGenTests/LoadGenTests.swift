@@ -1,3 +1,4 @@
+import CompletionPort
 import EchoEngine
 import LoadGen
 import Loopback
@@ -40,6 +41,46 @@ func loadConfiguration(port: UInt16, connections: Int, size: Int = 128) -> LoadC
         #expect(report.bytes == 20_000 * 300)
         #expect(report.latency.p50 > 0 && report.latency.p50 <= report.latency.p99 && report.latency.p99 <= report.latency.max)
         #expect(engine.currentFrame().totals.bytesIn == 20_000 * 300, "the engine echoed exactly what was sent")
+    }
+
+    /// Stream mode against the engine, on both backends: every byte verified, no connection
+    /// goes a second without an echo.
+    @Test(arguments: [BackendChoice.ioURing, .epoll])
+    func streamingConnectionsAreServedWithoutStalls(backend: BackendChoice) throws {
+        var engineConfiguration = EngineConfiguration()
+        engineConfiguration.port = 0
+        engineConfiguration.workers = 2
+        engineConfiguration.concurrency = 1
+        engineConfiguration.backend = backend
+        let engine = try EchoEngine(configuration: engineConfiguration)
+        defer { _ = engine.drain() }
+        var configuration = loadConfiguration(port: engine.listenPort, connections: 6, size: 65536)
+        configuration.mode = .stream
+        configuration.window = 1 << 20
+        configuration.duration = 2.5
+        let generator = try LoadGenerator(configuration: configuration)
+        try generator.start()
+        generator.wait()
+        let report = generator.report()
+        #expect(report.clean, "\(report)")
+        #expect(report.stalledConnections == 0)
+        #expect(report.bytes > 6 * (1 << 20), "each connection moved more than its window")
+    }
+
+    /// A server that takes the bytes and never echoes them: every connection stalls.
+    @Test func connectionsWithoutEchoesAreReportedStalled() throws {
+        let listener = try Loopback.listen()
+        defer { close(listener.fd) }
+        var configuration = loadConfiguration(port: listener.port, connections: 3, size: 4096)
+        configuration.mode = .stream
+        configuration.window = 64 * 1024
+        configuration.duration = 1.6
+        let generator = try LoadGenerator(configuration: configuration)
+        try generator.start()
+        generator.wait()
+        let report = generator.report()
+        #expect(report.stalledConnections == 3)
+        #expect(!report.clean)
     }
 
     @Test func corruptedEchoesAreCaught() throws {

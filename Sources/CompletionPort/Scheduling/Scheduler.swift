@@ -60,9 +60,11 @@ final class Scheduler: @unchecked Sendable {
     /// nobody has for this long, and appends what it finds behind them: FIFO order across both.
     static let pollIntervalNs: Int64 = 200_000
 
-    /// A thread that may not run (the gate is closed) still leads: completions enter the FIFO
-    /// when the kernel completes them, as on Windows, instead of waiting in the kernel until a
-    /// thread may run — so queue depth and queue wait are true exactly when the queue is long.
+    /// A thread that may not run (the gate is closed) still leads while packets are queued — the
+    /// pool is saturated: completions enter the FIFO when the kernel completes them, as on
+    /// Windows, instead of waiting in the kernel until a thread may run, so queue depth and queue
+    /// wait are true exactly when the queue is long. With nothing queued it parks as before (the
+    /// running threads lead when they come back: one system call per batch, no hand-off).
     /// It harvests at most once per this interval (the pause before each harvest), so while the
     /// pool is saturated it costs a few thousand system calls a second, not one per completion.
     static let gatedHarvestPauseNs: Int64 = 200_000
@@ -243,7 +245,7 @@ final class Scheduler: @unchecked Sendable {
             s.leader = true
             return .lead
         }
-        if !s.leader && !s.closed {
+        if !s.leader && !s.closed && !s.queue.isEmpty {
             s.leader = true
             s.gatedLeader = true
             return .gatedLead
@@ -288,7 +290,7 @@ final class Scheduler: @unchecked Sendable {
         }
         // Nobody harvests while the gate is closed: a parked thread leads (gated, see
         // `gatedHarvestPauseNs`) so completions keep entering the FIFO.
-        if !s.leader && !s.gateOpen && !s.closed, let top = s.waiters.popLast() {
+        if !s.leader && !s.gateOpen && !s.closed && !s.queue.isEmpty, let top = s.waiters.popLast() {
             top.isParked = false
             top.reason = .lead
             s.leader = true
