@@ -4,7 +4,7 @@ import CompletionPort
 public struct EngineConfiguration: Sendable, Hashable {
     /// TCP port to listen on (0: an ephemeral port, reported by `EchoEngine.address`).
     public var port: UInt16 = 5150
-    /// IPv4 address to bind. Loopback by default: an open echo port can reflect traffic.
+    /// IPv4 or IPv6 address to bind. Loopback by default: an open echo port can reflect traffic.
     public var bindAddress = "127.0.0.1"
     /// Worker threads; 0 means 2 × online CPUs.
     public var workers = 0

@@ -20,7 +20,7 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .addressInUse(let address): "\(address) is already in use (another server is listening there)"
-        case .invalidAddress(let address): "\(address) is not an IPv4 address"
+        case .invalidAddress(let address): "\(address) is not an IPv4 or IPv6 address"
         case .invalidConfiguration(let what): "invalid configuration: \(what)"
         case .listen(let address, let error): "cannot listen on \(address): \(error)"
         case .port(let error): "\(error)"

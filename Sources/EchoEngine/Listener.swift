@@ -9,20 +9,34 @@ struct Listener {
     let address: String
     let port: UInt16
 
+    /// Listens on `bindAddress` (IPv4, or IPv6 such as `::1` and `::`) and `port` (0: any).
     init(bindAddress: String, port: UInt16) throws(EngineError) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, bindAddress, &address.sin_addr) == 1 else {
+        // sockaddr_in6 is the larger; an IPv4 address is written into its first bytes.
+        var storage = sockaddr_storage()
+        let family: CInt
+        let length: socklen_t
+        var v4 = sockaddr_in(), v6 = sockaddr_in6()
+        if inet_pton(AF_INET, bindAddress, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &storage) { raw in withUnsafeBytes(of: v4) { raw.copyMemory(from: $0) } }
+            (family, length) = (AF_INET, socklen_t(MemoryLayout<sockaddr_in>.size))
+        } else if inet_pton(AF_INET6, bindAddress, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &storage) { raw in withUnsafeBytes(of: v6) { raw.copyMemory(from: $0) } }
+            (family, length) = (AF_INET6, socklen_t(MemoryLayout<sockaddr_in6>.size))
+        } else {
             throw EngineError.invalidAddress(bindAddress)
         }
-        let display = "\(bindAddress):\(port)"
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let host = family == AF_INET6 ? "[\(bindAddress)]" : bindAddress
+        let display = "\(host):\(port)"
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw EngineError.listen(display, SystemCallError(.socket, errno: errno)) }
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         if bound != 0 {
             let error = errno
@@ -35,13 +49,15 @@ struct Listener {
             close(fd)
             throw EngineError.listen(display, SystemCallError(.listen, errno: error))
         }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        var named = length
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &named) }
         }
+        // The port sits at the same offset in both address families.
+        let bound16 = withUnsafeBytes(of: storage) { $0.load(fromByteOffset: 2, as: UInt16.self) }
         self.fd = fd
-        self.port = UInt16(bigEndian: address.sin_port)
-        self.address = "\(bindAddress):\(self.port)"
+        self.port = UInt16(bigEndian: bound16)
+        self.address = "\(host):\(self.port)"
     }
 
     /// Raises the soft limit on open descriptors to the hard limit; returns the new soft limit.

@@ -5,36 +5,63 @@ import Glibc
 
 /// Resolves the server's address and opens non-blocking TCP connections to it.
 enum Connector {
-    /// The IPv4 address of `host` (a dotted quad or a name).
-    static func resolve(_ host: String, port: UInt16) throws(LoadError) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        if inet_pton(AF_INET, host, &address.sin_addr) == 1 { return address }
-        var hints = addrinfo()
-        hints.ai_family = AF_INET
-        hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result, let found = first.pointee.ai_addr else {
-            throw LoadError.unresolvable(host)
+    /// A resolved server address: IPv4 or IPv6.
+    struct Address {
+        var storage = sockaddr_storage()
+        var family: CInt = AF_INET
+        var length: socklen_t = 0
+    }
+
+    /// The address of `host` (an IPv4 or IPv6 literal, or a name: IPv4 first) and `port`.
+    static func resolve(_ host: String, port: UInt16) throws(LoadError) -> Address {
+        var result = Address()
+        var v4 = sockaddr_in(), v6 = sockaddr_in6()
+        let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if inet_pton(AF_INET, literal, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &result.storage) { raw in withUnsafeBytes(of: v4) { raw.copyMemory(from: $0) } }
+            (result.family, result.length) = (AF_INET, socklen_t(MemoryLayout<sockaddr_in>.size))
+            return result
         }
-        defer { freeaddrinfo(result) }
-        found.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address.sin_addr = $0.pointee.sin_addr }
-        return address
+        if inet_pton(AF_INET6, literal, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &result.storage) { raw in withUnsafeBytes(of: v6) { raw.copyMemory(from: $0) } }
+            (result.family, result.length) = (AF_INET6, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            return result
+        }
+        for family in [AF_INET, AF_INET6] {
+            var hints = addrinfo()
+            hints.ai_family = family
+            hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
+            var found: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(literal, nil, &hints, &found) == 0, let first = found, let address = first.pointee.ai_addr else { continue }
+            defer { freeaddrinfo(found) }
+            let size = Int(first.pointee.ai_addrlen)
+            withUnsafeMutableBytes(of: &result.storage) { raw in
+                raw.copyMemory(from: UnsafeRawBufferPointer(start: address, count: min(size, raw.count)))
+                // The port sits at the same offset in both families.
+                raw.storeBytes(of: port.bigEndian, toByteOffset: 2, as: UInt16.self)
+            }
+            (result.family, result.length) = (family, socklen_t(size))
+            return result
+        }
+        throw LoadError.unresolvable(host)
     }
 
     /// Opens `count` connections at once and waits up to `timeout` seconds for them. Returns
     /// the connected sockets (non-blocking, TCP_NODELAY) and the failures by kind.
-    static func connect(to address: sockaddr_in, count: Int, timeout: Double) -> (sockets: [CInt], failures: [ErrorCount]) {
+    static func connect(to address: Address, count: Int, timeout: Double) -> (sockets: [CInt], failures: [ErrorCount]) {
         var failures: [String: Int] = [:]
         func fail(_ code: CInt) { failures[describe(code), default: 0] += 1 }
         let epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
         defer { close(epoll) }
         var pending: Set<CInt> = []
         var connected: [CInt] = []
-        var target = address
+        var target = address.storage
         for _ in 0..<count {
-            let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(address.family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else {
                 fail(errno)
                 // Out of descriptors: the remaining ones would fail the same way.
@@ -44,7 +71,7 @@ enum Connector {
             var one: CInt = 1
             setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
             let result = withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
             }
             if result == 0 {
                 connected.append(fd)

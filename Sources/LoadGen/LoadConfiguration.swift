@@ -11,7 +11,7 @@ public enum LoadMode: String, Sendable, Hashable, CaseIterable {
 /// What `LoadGenerator` does: N echo connections, each keeping `pipeline` messages of
 /// `messageSize` bytes outstanding, until `duration` or `messages` is reached or it is stopped.
 public struct LoadConfiguration: Sendable, Hashable {
-    /// Host name or IPv4 address of the echo server.
+    /// Host name, IPv4 or IPv6 address of the echo server.
     public var host = "127.0.0.1"
     public var port: UInt16 = 5150
     public var connections = 64
@@ -61,7 +61,7 @@ public struct LoadConfiguration: Sendable, Hashable {
 /// Why a load run could not start.
 public enum LoadError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidConfiguration(String)
-    /// The host name does not resolve to an IPv4 address.
+    /// The host name does not resolve to an address.
     case unresolvable(String)
     /// Not one connection could be made; the failures by kind.
     case noConnection(host: String, port: UInt16, failures: [ErrorCount])
@@ -69,7 +69,7 @@ public enum LoadError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidConfiguration(let what): "invalid load: \(what)"
-        case .unresolvable(let host): "cannot resolve \(host) to an IPv4 address"
+        case .unresolvable(let host): "cannot resolve \(host) to an address"
         case .noConnection(let host, let port, let failures):
             "cannot connect to \(host):\(port): " + failures.map { "\($0.count) × \($0.kind)" }.joined(separator: ", ")
         }

@@ -9,7 +9,7 @@ struct EngineOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "TCP port to listen on.")
     var port: UInt16 = 5150
 
-    @Option(help: "IPv4 address to bind (0.0.0.0 opens the echo port to other hosts).")
+    @Option(help: "IPv4 or IPv6 address to bind (0.0.0.0 or :: open the echo port to other hosts).")
     var bind = "127.0.0.1"
 
     @Option(parsing: .unconditional, help: "Worker threads (0: 2 × online CPUs).")

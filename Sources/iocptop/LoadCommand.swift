@@ -15,7 +15,7 @@ struct LoadCommand: ParsableCommand {
         discussion: "Exit status 0 when every connection was made and every byte came back as sent, 1 otherwise."
     )
 
-    @Option(help: "Echo server host (name or IPv4 address).")
+    @Option(help: "Echo server host (name, IPv4 or IPv6 address).")
     var host = "127.0.0.1"
 
     @Option(parsing: .unconditional, help: "Echo server TCP port.")

@@ -23,7 +23,8 @@ struct LoadOptions: ParsableArguments {
     /// dashboard can switch it on even when `--load` is 0).
     func builtInLoad(for engine: EchoEngine) -> BuiltInLoad {
         var configuration = LoadConfiguration()
-        configuration.host = engine.configuration.bindAddress == "0.0.0.0" ? "127.0.0.1" : engine.configuration.bindAddress
+        let bind = engine.configuration.bindAddress
+        configuration.host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind
         configuration.port = engine.listenPort
         configuration.connections = max(1, load == 0 ? 64 : load)
         configuration.messageSize = loadSize

@@ -8,12 +8,8 @@ import Testing
 import Glibc
 #endif
 
-/// Backends that can run here: epoll always; io_uring when io_uring_setup succeeds.
-let availableBackends: [BackendChoice] = {
-    var backends: [BackendChoice] = [.epoll]
-    if (try? CompletionPort(backend: .ioURing)) != nil { backends.insert(.ioURing, at: 0) }
-    return backends
-}()
+/// The backends under test (see `testedBackends`: io_uring fails loudly where the kernel refuses it).
+let availableBackends = testedBackends
 
 /// An engine on an ephemeral loopback port.
 func makeEngine(_ backend: BackendChoice, workers: Int = 4, configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> EchoEngine {

@@ -58,3 +58,33 @@ import Glibc
         #expect(server.waitForExit() == 0)
     }
 }
+
+/// IPv6: the engine on `::1` and `::`, the load generator to `::1`.
+@Suite(.serialized) struct IPv6Tests {
+    func port(_ line: String, host: String) -> UInt16? {
+        guard let range = line.range(of: "\(host):") else { return nil }
+        return UInt16(line[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    @Test(arguments: ["::1", "::"])
+    func theEngineListensOnIPv6AndTheLoadReachesIt(bind: String) throws {
+        let sandbox = RuntimeSandbox()
+        defer { sandbox.remove() }
+        let server = try ChildProcess(shell: sandbox.command("serve --bind \(bind) --port 0 --workers 2 --quiet"))
+        let start = try #require(server.waitForLine { $0.contains("echo on") }, "\(server.lines)")
+        let listening = try #require(port(start, host: "[\(bind)]"), "\(start)")
+        let load = try ChildProcess(shell: sandbox.command("load --host ::1 --port \(listening) --connections 4 --messages 2000 --json 2>/dev/null"))
+        #expect(load.waitForExit() == 0, "\(load.lines)")
+        let summary = try #require(jsonObjects(load.lines).first)
+        #expect(summary["messages"] as? Int == 2000)
+        #expect(summary["mismatches"] as? Int == 0)
+        server.signal(SIGTERM)
+        #expect(server.waitForExit() == 0)
+    }
+
+    @Test func aBadBindAddressIsOneLine() throws {
+        let run = try ChildProcess(shell: "exec '\(iocptopPath)' serve --bind not-an-address --port 0")
+        #expect(run.waitForExit() == 1)
+        #expect(run.lines.count == 1 && run.lines[0].contains("not an IPv4 or IPv6 address"), "\(run.lines)")
+    }
+}

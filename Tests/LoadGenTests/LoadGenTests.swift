@@ -45,7 +45,7 @@ func loadConfiguration(port: UInt16, connections: Int, size: Int = 128) -> LoadC
 
     /// Stream mode against the engine, on both backends: every byte verified, no connection
     /// goes a second without an echo.
-    @Test(arguments: [BackendChoice.ioURing, .epoll])
+    @Test(arguments: testedBackends)
     func streamingConnectionsAreServedWithoutStalls(backend: BackendChoice) throws {
         var engineConfiguration = EngineConfiguration()
         engineConfiguration.port = 0
