@@ -22,6 +22,14 @@ IOCPTOP=$PWD/.build/release/iocptop
 "$SHOT" --cols 120 --rows 32 --keys "sleep:4 d sleep:0.6" --wait 0 --out screenshots/drain.png -- \
   "$IOCPTOP" --port 0 --workers 6 --load 400 --work-us 5000 --refresh-ms 100
 
+# The detail pane of a worker (Enter), under load with some work per completion.
+"$SHOT" --cols 120 --rows 32 --keys "sleep:4 Enter" --wait 1 --out screenshots/detail.png -- \
+  "$IOCPTOP" --port 0 --workers 4 --concurrency 1 --work-us 200 --load 64 --refresh-ms 250
+
+# Every worker blocked while packets wait: the warning says to press +.
+"$SHOT" --cols 120 --rows 32 --wait 6 --out screenshots/blocked.png -- \
+  "$IOCPTOP" --port 0 --workers 2 --concurrency 2 --block-us 30000 --load 64 --refresh-ms 250
+
 # A narrow terminal in monochrome, sorted by completions per second.
 "$SHOT" --cols 80 --rows 24 --keys "sleep:3 s s s s" --wait 1 --out screenshots/mono-80x24.png -- \
   "$IOCPTOP" --port 0 --workers 4 --load 32 --no-color --refresh-ms 250

@@ -33,7 +33,7 @@ extension DashboardView {
         for (title, interval, total) in [("queue wait", rates.queueWaitHistogram, sample.queueWait),
                                          ("service", rates.serviceHistogram, sample.service)] {
             let histogram = interval.total > 0 ? interval : total
-            let scope = interval.total > 0 ? "last interval" : "since start"
+            let scope = interval.total > 0 ? "interval" : "since start"
             let summary = Percentiles(histogram).map {
                 "p50 \(Format.duration($0.p50))  p90 \(Format.duration($0.p90))  p99 \(Format.duration($0.p99))  p99.9 \(Format.duration($0.p999))  (\($0.count), \(scope))"
             } ?? "nothing counted yet"
