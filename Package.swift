@@ -30,7 +30,7 @@ let package = Package(
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
         .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
-        .target(name: "LoadGen", dependencies: ["CIOURing", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [

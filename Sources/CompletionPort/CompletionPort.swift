@@ -182,7 +182,6 @@ public final class CompletionPort: @unchecked Sendable {
     /// parked threads for queued packets; lowering it lets running threads finish their packet.
     public var concurrency: Int { scheduler.concurrency }
 
-    /// Changes the concurrency limit while running; 0 means one per online CPU.
     /// Moves what the kernel has completed into the FIFO when no thread is there to do it —
     /// every worker blocked, say — without waiting. Completions then count as queued (and their
     /// queue wait starts) when they happen, as on Windows, instead of when a worker comes back.
@@ -191,6 +190,7 @@ public final class CompletionPort: @unchecked Sendable {
         scheduler.harvestIfNobodyLeads()
     }
 
+    /// Changes the concurrency limit while running; 0 means one per online CPU.
     public func setConcurrency(_ limit: Int) throws(PortError) {
         guard limit >= 0 else { throw PortError.invalidArgument("concurrency must be >= 0") }
         scheduler.setConcurrency(limit == 0 ? Self.onlineCPUs : limit)

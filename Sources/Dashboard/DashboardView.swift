@@ -45,7 +45,13 @@ public struct DashboardView: Sendable {
         var x = screen.put(" iocptop ", x: 0, y: 0, style: CellStyle(.accent, bold: true))
         x = screen.put(" \(model.backend) · \(model.address) · up \(Format.uptime(frame.uptimeNs))", x: x, y: 0)
         var right = "cpu \(Format.fixed(rates.processCPUPercent))% "
-        if let load = model.loadConnections { right = "load \(load) conns · " + right }
+        if frame.load.connections > 0 {
+            // The built-in load's own view: its rate and round trips, as the client measures them.
+            let rtt = rates.loadRoundTrip.map { " rtt \(Format.duration($0.p50))/\(Format.duration($0.p99))" } ?? ""
+            right = "load \(frame.load.connections)× \(Format.rate(rates.loadMessagesPerSecond))/s\(rtt) · " + right
+        } else if let load = model.loadConnections {
+            right = "load \(load) conns · " + right
+        }
         if model.paused { right = "PAUSED · " + right }
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
 

@@ -51,7 +51,7 @@ extension DashboardView {
         var index = 1
         while index < LatencyBuckets.count {
             let end = min(LatencyBuckets.count, index + 8)
-            let count = (index..<end).reduce(UInt64(0)) { $0 + histogram[$1] }
+            let count = (index..<end).reduce(UInt64(0)) { $0 &+ histogram[$1] }
             octaves.append((LatencyBuckets.bounds(end - 1).upper, count))
             index = end
         }

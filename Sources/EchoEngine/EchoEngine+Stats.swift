@@ -56,6 +56,7 @@ extension EchoEngine {
         frame.settings.blockMicroseconds = simulatedBlockMicroseconds
         frame.settings.workersTarget = workersTarget
         frame.settings.onlineCPUs = CompletionPort.onlineCPUs
+        frame.load = loadProbe.withLock { $0 }?() ?? LoadSample()
 
         let slotCount = EngineConfiguration.maxWorkers
         tallyLock.withLock { _ in

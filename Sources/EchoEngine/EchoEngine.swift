@@ -60,6 +60,8 @@ public final class EchoEngine: @unchecked Sendable {
     /// acquiring/releasing: a worker marks itself retiring before it takes its packet off this
     /// count, so `apply` never counts a worker as both live and still to be retired.
     let shutdownsQueued = Atomic<Int>(0)
+    /// What the built-in load generator in this process reports, for the frames (nil: none).
+    let loadProbe = Mutex<(@Sendable () -> LoadSample)?>(nil)
     /// Serialises retiring: the live count and the queued packets are read and changed under it.
     private let commandLock = Mutex<Void>(())
     /// Serialises `apply`: a relative command reads and sets under it.
@@ -246,6 +248,12 @@ public final class EchoEngine: @unchecked Sendable {
     public var simulatedBlockMicroseconds: Int {
         get { blockMicroseconds.load(ordering: .relaxed) }
         set { blockMicroseconds.store(min(1_000_000, max(0, newValue)), ordering: .relaxed) }
+    }
+
+    /// Lets the frames carry the built-in load's figures (its connections, messages and round
+    /// trips), so every viewer — JSON, an attached dashboard — sees the client's side too.
+    public func setLoadProbe(_ probe: (@Sendable () -> LoadSample)?) {
+        loadProbe.withLock { $0 = probe }
     }
 
     /// Workers currently alive (started and not exited).

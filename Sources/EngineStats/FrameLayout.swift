@@ -164,6 +164,9 @@ public enum FrameLayout {
         .init("block", json: "block_us", .gauge, .microseconds, signed: \StatsFrame.settings.blockMicroseconds, "Simulated blocking per completion, inside the port's blocking scope."),
         .init("workers_target", json: "workers_target", .gauge, signed: \StatsFrame.settings.workersTarget, "Workers the operator asked for: started plus added minus retired."),
         .init("online_cpus", json: "online_cpus", .gauge, signed: \StatsFrame.settings.onlineCPUs, "CPUs the engine may run on (its affinity mask)."),
+        .init("load_connections", json: nil, .gauge, signed: \StatsFrame.load.connections, "Open connections of the built-in load generator."),
+        .init("load_messages", json: nil, .counter, unsigned: \StatsFrame.load.messages, "Messages the built-in load generator got back complete."),
+        .init("load_round_trip", histogram: \StatsFrame.load.roundTrip, "Round trips the built-in load generator measured."),
         .init("retired_queue_wait", histogram: \StatsFrame.retiredQueueWait, "Queue waits of workers whose slots were reused."),
         .init("retired_service", histogram: \StatsFrame.retiredService, "Service times of workers whose slots were reused."),
     ]

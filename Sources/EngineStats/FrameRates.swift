@@ -66,6 +66,10 @@ public struct FrameRates: Sendable, Hashable {
     /// The pool's interval histograms behind them.
     public var queueWaitHistogram = LatencyHistogram()
     public var serviceHistogram = LatencyHistogram()
+    /// The built-in load over the interval: messages per second and round-trip percentiles
+    /// (nil: no round trip completed).
+    public var loadMessagesPerSecond = 0.0
+    public var loadRoundTrip: Percentiles?
     public var workers: [WorkerRates] = []
 
     public init() {}
@@ -114,15 +118,18 @@ public struct FrameRates: Sendable, Hashable {
             rates.serviceHistogram = worker.service.since(earlier.service)
             rates.queueWait = Percentiles(rates.queueWaitHistogram)
             rates.service = Percentiles(rates.serviceHistogram)
-            queueWaitHistogram += rates.queueWaitHistogram
-            serviceHistogram += rates.serviceHistogram
             workers.append(rates)
         }
-        // Workers whose slots were reused since `previous` count through the retired totals.
-        queueWaitHistogram += current.retiredQueueWait.since(start.retiredQueueWait)
-        serviceHistogram += current.retiredService.since(start.retiredService)
+        // The pool's totals (live and retired workers) only grow: their difference is the
+        // interval exactly, across slot reuse too.
+        queueWaitHistogram = current.poolQueueWait.since(start.poolQueueWait)
+        serviceHistogram = current.poolService.since(start.poolService)
         queueWait = Percentiles(queueWaitHistogram)
         service = Percentiles(serviceHistogram)
+        if current.load.messages >= start.load.messages {
+            loadMessagesPerSecond = Double(current.load.messages - start.load.messages) / seconds
+        }
+        loadRoundTrip = Percentiles(current.load.roundTrip.since(start.load.roundTrip))
         poolBusyPercent = totalNs == 0 ? 0 : Double(busyNs) / Double(totalNs) * 100
     }
 }

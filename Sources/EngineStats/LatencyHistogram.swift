@@ -100,7 +100,8 @@ public struct LatencyHistogram: Sendable, Hashable {
     public func percentile(_ quantile: Double) -> UInt64? {
         let total = total
         guard total > 0 else { return nil }
-        let rank = max(1, UInt64((Double(total) * min(1, max(0, quantile))).rounded(.up)))
+        let wanted = (Double(total) * min(1, max(0, quantile))).rounded(.up)
+        let rank = wanted >= Double(total) ? total : max(1, UInt64(wanted))
         var seen: UInt64 = 0
         for (index, count) in counts.enumerated() {
             seen &+= count

@@ -48,6 +48,19 @@ public struct EngineSettings: Sendable, Hashable {
     public init() {}
 }
 
+/// The built-in load generator running against the engine, as it counts itself: what every
+/// viewer shows of the client's side (zero when no load runs in the engine's process).
+public struct LoadSample: Sendable, Hashable {
+    /// Open client connections.
+    public var connections = 0
+    /// Messages echoed back completely since the load first started.
+    public var messages: UInt64 = 0
+    /// Round trips since the load first started.
+    public var roundTrip = LatencyHistogram()
+
+    public init() {}
+}
+
 /// One sample of the whole engine: what the ring stores and readers get back.
 public struct StatsFrame: Sendable, Hashable {
     /// 1 for the first frame published, then consecutive.
@@ -62,6 +75,8 @@ public struct StatsFrame: Sendable, Hashable {
     public var engine = EngineSample()
     /// The engine's live settings.
     public var settings = EngineSettings()
+    /// The built-in load, when one runs in the engine's process.
+    public var load = LoadSample()
     /// Counts of workers whose slots have been reused; `totals` adds them in.
     public var retired = WorkerCounts()
     /// Queue-wait and service histograms of workers whose slots have been reused.

@@ -1,3 +1,4 @@
+import EngineStats
 import Synchronization
 
 /// A load generator that can be switched on and off while a server runs — the dashboard's `l`
@@ -6,6 +7,8 @@ public final class BuiltInLoad: Sendable {
     /// The load to run when switched on (connections, size, pipeline, target).
     public let configuration: LoadConfiguration
     private let running = Mutex<LoadGenerator?>(nil)
+    /// What earlier runs did (a stopped load's counts stay in the totals: they never go back).
+    private let earlier = Mutex<LoadSample>(LoadSample())
 
     public init(configuration: LoadConfiguration) {
         var configuration = configuration
@@ -38,7 +41,27 @@ public final class BuiltInLoad: Sendable {
         }
         guard let generator else { return nil }
         generator.stop()
-        return generator.report()
+        let report = generator.report()
+        let roundTrips = generator.roundTrips()
+        earlier.withLock { sample in
+            sample.messages &+= report.messages
+            sample.roundTrip += roundTrips
+        }
+        return report
+    }
+
+    /// The load as frames carry it: open connections now, messages and round trips since it
+    /// first started (for `EchoEngine.setLoadProbe`).
+    public var sample: LoadSample {
+        var sample = earlier.withLock { $0 }
+        running.withLock { current in
+            guard let current else { return }
+            let progress = current.progress
+            sample.connections = progress.openConnections
+            sample.messages &+= progress.messages
+            sample.roundTrip += current.roundTrips()
+        }
+        return sample
     }
 
     /// Live counters of the running load (zero when off).

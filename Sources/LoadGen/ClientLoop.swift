@@ -1,4 +1,6 @@
+import CAtomicWords
 import CIOURing
+import EngineStats
 import Histogram
 import Synchronization
 #if canImport(Glibc)
@@ -48,6 +50,10 @@ final class ClientLoop: @unchecked Sendable {
     let openConnections = Atomic<Int>(0)
     let finished = Atomic<Bool>(false)
 
+    /// Round trips per `LatencyBuckets` bucket, live: single writer (this thread), read by
+    /// `LoadGenerator.roundTrips()` from any thread.
+    let roundTrips = UnsafeMutablePointer<UInt64>.allocate(capacity: LatencyBuckets.count)
+
     // Read after the thread is joined.
     private(set) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     private(set) var errors: [String: Int] = [:]
@@ -65,6 +71,7 @@ final class ClientLoop: @unchecked Sendable {
         self.configuration = configuration
         self.control = control
         sentAt = .allocate(capacity: max(1, sockets.count * configuration.outstandingMessages))
+        roundTrips.initialize(repeating: 0, count: LatencyBuckets.count)
         epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
         openConnections.store(sockets.count, ordering: .relaxed)
         for slot in connections.indices {
@@ -79,6 +86,7 @@ final class ClientLoop: @unchecked Sendable {
         close(epoll)
         sentAt.deallocate()
         scratch.deallocate()
+        roundTrips.deallocate()
     }
 
     func start() {
@@ -271,7 +279,10 @@ final class ClientLoop: @unchecked Sendable {
                 connections[slot].bytesReceived += chunk
                 if within + chunk == size {
                     let sent = sentAt[slot * configuration.outstandingMessages + Int(message % UInt64(configuration.outstandingMessages))]
-                    histogram.record(UInt64(max(1, now - sent)))
+                    let roundTrip = UInt64(max(1, now - sent))
+                    histogram.record(roundTrip)
+                    // relaxed load and store: one writer; a reader sums the buckets for display.
+                    AtomicWord_addSingleWriter(roundTrips + LatencyBuckets.index(roundTrip), 1)
                     connections[slot].completed += 1
                     outstandingTotal -= 1
                     connections[slot].mismatched = false

@@ -54,6 +54,9 @@ public struct LoadConfiguration: Sendable, Hashable {
         if mode == .stream && (window < messageSize || window > 1 << 30) {
             return "the window must be at least one chunk (--size) and at most 1 GiB"
         }
+        if connections * outstandingMessages > 16 << 20 {
+            return "connections × messages outstanding must stay below 16 million (fewer connections, a larger --size or a smaller window)"
+        }
         return nil
     }
 }

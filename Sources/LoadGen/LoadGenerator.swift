@@ -1,3 +1,5 @@
+import CAtomicWords
+import EngineStats
 import Histogram
 import Synchronization
 #if canImport(Glibc)
@@ -87,6 +89,16 @@ public final class LoadGenerator: @unchecked Sendable {
             progress.openConnections += loop.openConnections.load(ordering: .relaxed)
         }
         return progress
+    }
+
+    /// Round trips so far, all client threads, per `LatencyBuckets` bucket.
+    public func roundTrips() -> LatencyHistogram {
+        var counts = [UInt64](repeating: 0, count: LatencyBuckets.count)
+        for loop in loops {
+            // relaxed: each bucket is a monotonic counter read on its own.
+            for index in 0..<LatencyBuckets.count { counts[index] &+= AtomicWord_loadRelaxed(loop.roundTrips + index) }
+        }
+        return LatencyHistogram(counts: counts)
     }
 
     /// The summary of a finished run (call after `stop()` or `wait()`).

@@ -75,6 +75,13 @@ struct BatchReport {
         line.add("mb_out_per_s", rates.bytesOutPerSecond / 1e6, decimals: 3)
         line.add(percentiles: rates.queueWait, prefix: "queue_wait")
         line.add(percentiles: rates.service, prefix: "service")
+        if frame.load.connections > 0 || rates.loadMessagesPerSecond > 0 {
+            var load = JSONLine()
+            load.add("connections", frame.load.connections)
+            load.add("messages_per_s", rates.loadMessagesPerSecond)
+            load.add(percentiles: rates.loadRoundTrip, prefix: "round_trip")
+            line.add("load", object: load)
+        }
         line.add("warnings", objects: warnings.map { warning in
             var object = JSONLine()
             object.add("kind", warning.kind.rawValue)

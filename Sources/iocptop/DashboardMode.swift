@@ -159,10 +159,10 @@ final class DashboardMode {
         }
         guard let action = KeyMap.action(for: key) else { return }
         if model.detailID != nil {
-            // The detail pane is open: Esc (or Enter, or q) closes it; moving the selection
-            // shows the next worker's detail.
+            // The detail pane is open: Esc (or Enter) closes it; moving the selection shows the
+            // next worker's detail; q and F10 still quit.
             switch action {
-            case .closeDetail, .showDetail, .quit:
+            case .closeDetail, .showDetail:
                 model.detailID = nil
                 return
             default: break

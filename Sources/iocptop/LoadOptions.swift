@@ -29,7 +29,9 @@ struct LoadOptions: ParsableArguments {
         configuration.connections = max(1, load == 0 ? 64 : load)
         configuration.messageSize = loadSize
         configuration.pipeline = loadPipeline
-        return BuiltInLoad(configuration: configuration)
+        let load = BuiltInLoad(configuration: configuration)
+        engine.setLoadProbe { load.sample }
+        return load
     }
 
     /// The built-in load aimed at an engine listening on `address` ("host:port"; a wildcard

@@ -251,9 +251,11 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     // MARK: completion queue
 
     func harvest(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> Int {
-        var resubmitted = false
-        var n = copyCompletions(into: buffer, resubmitted: &resubmitted)
-        if n > 0 || resubmitted {
+        var resubmitted = false, woken = false
+        var n = copyCompletions(into: buffer, resubmitted: &resubmitted, woken: &woken)
+        // A wake NOP already in the CQ was meant for this wait: return instead of waiting, or
+        // the wake would be lost (the waker does not send another while one is counted).
+        if n > 0 || resubmitted || woken {
             flush()
             return n
         }
@@ -268,14 +270,14 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
                   flags: UInt32(IORING_ENTER_GETEVENTS), timeoutNs: timeoutNs)
         // relaxed: a late reader only flushes once more than needed.
         leaderInKernel.store(false, ordering: .relaxed)
-        n = copyCompletions(into: buffer, resubmitted: &resubmitted)
+        n = copyCompletions(into: buffer, resubmitted: &resubmitted, woken: &woken)
         if resubmitted { flush() }
         return n
     }
 
     /// Moves CQEs into `buffer`, dropping internal ones, and frees finished slots.
     private func copyCompletions(into buffer: UnsafeMutableBufferPointer<Completion>,
-                                 resubmitted: inout Bool) -> Int {
+                                 resubmitted: inout Bool, woken: inout Bool) -> Int {
         let r = ring.pointee
         // relaxed: the CQ head is written only by the leader, one at a time.
         var head = CIOURing_load_relaxed(r.cq_head)
@@ -288,6 +290,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
             head &+= 1
             if cqe.user_data >> 32 == 0 {
                 if cqe.user_data == Self.wakeUserData {
+                    woken = true
                     // releasing: a waker after this point pushes a new NOP.
                     wakePending.store(false, ordering: .releasing)
                 }

@@ -115,8 +115,7 @@ final class Scheduler: @unchecked Sendable {
             case .lead: step = lead(me, out, deadline: deadline)
             case .poll: step = poll(me, out)
             case .gatedLead:
-                pauseBeforeGatedHarvest(me, deadline: deadline)
-                step = lead(me, out, deadline: deadline)
+                step = gatedHarvest(me, out, deadline: deadline)
             case .park: step = parked(me, out, deadline: deadline)
             }
         }
@@ -153,6 +152,38 @@ final class Scheduler: @unchecked Sendable {
     /// The gated leader's pause (`gatedHarvestPauseNs` since the last harvest), parked on its own
     /// futex word: `dispatch` wakes it as soon as the gate opens, so a thread that may run again
     /// never waits for the pause.
+    /// The gated leader's turn: pause, then — unless the gate opened meanwhile — look in the
+    /// kernel without waiting (a leader blocked in the kernel would make every running worker
+    /// flush its own submissions), then decide again.
+    private func gatedHarvest(_ me: Waiter, _ out: UnsafeMutableBufferPointer<Completion>, deadline: Int64) -> Step {
+        nonisolated(unsafe) let out = out
+        pauseBeforeGatedHarvest(me, deadline: deadline)
+        let stillGated = state.withLock { s -> Bool in
+            guard s.gateOpen || s.closed else { return true }
+            // The gate opened (or the port closed) while pausing: decide as any thread would.
+            s.leader = false
+            s.gatedLeader = false
+            return false
+        }
+        if !stillGated { return state.withLock { s in next(&s, me, out) } }
+        let harvested = driver.harvest(into: me.harvest, timeoutNs: 0)
+        let now = CIOURing_now_ns()
+        return state.withLock { s -> Step in
+            s.leader = false
+            s.gatedLeader = false
+            s.lastHarvestNs = now
+            for i in 0..<harvested {
+                me.harvest[i].queuedAtNs = now
+                s.queue.append(me.harvest[i])
+            }
+            if deadline >= 0 && now >= deadline && !(!s.queue.isEmpty && s.gateOpen) {
+                dispatch(&s, me)
+                return .timedOut
+            }
+            return next(&s, me, out)
+        }
+    }
+
     private func pauseBeforeGatedHarvest(_ me: Waiter, deadline: Int64) {
         let until = state.withLock { s -> Int64? in
             let until = s.lastHarvestNs + Self.gatedHarvestPauseNs
@@ -213,7 +244,7 @@ final class Scheduler: @unchecked Sendable {
                 publish(&s)
                 return .got(n)
             }
-        case .lead: return .lead
+        case .lead: return state.withLock { $0.gatedLeader } ? .gatedLead : .lead
         case .closed: return .closed
         case .none: return .timedOut
         }
