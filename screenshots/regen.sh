@@ -33,3 +33,12 @@ IOCPTOP=$PWD/.build/release/iocptop
 # A narrow terminal in monochrome, sorted by completions per second.
 "$SHOT" --cols 80 --rows 24 --keys "sleep:3 s s s s" --wait 1 --out screenshots/mono-80x24.png -- \
   "$IOCPTOP" --port 0 --workers 4 --load 32 --no-color --refresh-ms 250
+
+# A recording replayed: 5 s of blocked workers recorded with --batch, then the replay paused
+# a few frames before the end, at ×2.
+RECORDING=$(mktemp -u /tmp/iocptop-shot-XXXXXX.rec)
+trap 'rm -f "$RECORDING"' EXIT
+"$IOCPTOP" --batch --port 0 --workers 3 --concurrency 2 --block-us 20000 --load 64 --iterations 20 \
+  --refresh-ms 250 --record "$RECORDING" > /dev/null 2>&1
+"$SHOT" --cols 120 --rows 32 --keys "sleep:1 End Left Left Left Left Left Left Left ]" --wait 1 --out screenshots/replay.png -- \
+  "$IOCPTOP" replay "$RECORDING"

@@ -43,6 +43,8 @@ public struct DashboardModel: Sendable {
     public static let eventCapacity = 50
     /// The worker whose detail pane is open (nil: none).
     public var detailID: Int?
+    /// Showing a recording (`iocptop replay`): the key bar and help say the replay keys.
+    public var replayMode = false
     /// The engine's sampling period (sparklines say the time they span).
     public var periodNs: UInt64 = 500_000_000
 
@@ -86,6 +88,18 @@ public struct DashboardModel: Sendable {
         for warning in warnings where !before.contains(warning.kind) {
             log(warning.message, isWarning: true)
         }
+    }
+
+    /// Forgets the frames taken in (rates, history, warnings and the event log they wrote),
+    /// keeping the operator's choices: a replay that jumps rebuilds all of it from the frames
+    /// before the new position.
+    public mutating func clearFrames() {
+        frame = nil
+        rates = FrameRates()
+        history = RateHistory()
+        queueWaitHistory = []
+        warnings = []
+        events = []
     }
 
     /// Sets the status line and keeps it in the event log.

@@ -29,9 +29,9 @@ public struct DashboardView: Sendable {
         drawHeader(model, into: &screen)
         drawTable(model, into: &screen)
         drawStatus(model, into: &screen)
-        drawKeyBar(into: &screen)
+        drawKeyBar(replay: model.replayMode, into: &screen)
         if model.detailID != nil { drawDetail(model, into: &screen) }
-        if model.showHelp { drawHelp(into: &screen) }
+        if model.showHelp { drawHelp(replay: model.replayMode, into: &screen) }
     }
 
     // MARK: header
@@ -43,6 +43,7 @@ public struct DashboardView: Sendable {
         let rates = model.rates
 
         var x = screen.put(" iocptop ", x: 0, y: 0, style: CellStyle(.accent, bold: true))
+        if model.replayMode { x = screen.put("REPLAY ", x: x, y: 0, style: CellStyle(.warning, bold: true)) }
         x = screen.put(" \(model.backend) · \(model.address) · up \(Format.uptime(frame.uptimeNs))", x: x, y: 0)
         var right = "cpu \(Format.fixed(rates.processCPUPercent))% "
         if frame.load.connections > 0 {
@@ -295,7 +296,7 @@ public struct DashboardView: Sendable {
         let frame = model.frame ?? StatsFrame()
         var text = model.status
         var style = CellStyle(.accent)
-        switch model.drainPhase {
+        switch model.replayMode ? .none : model.drainPhase {
         case .draining:
             text = "draining: \(frame.port.pendingOperations) ops pending, \(frame.engine.openConnections) connections open, \(frame.liveWorkers) workers left"
             style = CellStyle(.warning, bold: true)
@@ -308,11 +309,14 @@ public struct DashboardView: Sendable {
         screen.put(" " + text, x: 0, y: y, style: style)
     }
 
-    private func drawKeyBar(into screen: inout Screen) {
+    private func drawKeyBar(replay: Bool, into screen: inout Screen) {
         let y = screen.height - 1
-        let keys: [(String, String)] = [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
-                                         ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("s", "Sort"),
-                                         ("Spc", "Pause")]
+        let keys: [(String, String)] = replay
+            ? [("F1", "Help"), ("Spc", "Play"), (unicode ? "←→" : "<>", "Step"), ("[]", "Speed"), ("Home", "Start"),
+               ("End", "End"), ("s", "Sort"), ("Enter", "Detail")]
+            : [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
+               ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("s", "Sort"),
+               ("Spc", "Pause")]
         // F10 Quit always shows, at the right end; the others as far as they fit.
         let quit = ("F10", "Quit")
         let quitWidth = quit.0.count + quit.1.count
@@ -327,7 +331,7 @@ public struct DashboardView: Sendable {
         screen.put(quit.1, x: x, y: y, style: CellStyle(.keyText, reverse: true))
     }
 
-    private func drawHelp(into screen: inout Screen) {
+    private func drawHelp(replay: Bool, into screen: inout Screen) {
         let legend = [
             ("BUSY", "saturation, the larger of | busy (running or blocked) and :"),
             ("", "CPU share (io_uring's socket I/O in dequeue is work, not idle)"),
@@ -336,14 +340,15 @@ public struct DashboardView: Sendable {
             ("CPU% IDLE", "thread CPU (kernel I/O too) · time since last completion"),
             ("PEND CONNS", "its operations in flight · connections it served last"),
         ]
-        let lines = (KeyMap.help + legend).map { Format.left($0.0, 11) + $0.1 }
+        let keys = replay ? KeyMap.replayHelp : KeyMap.help
+        let lines = (keys + legend).map { Format.left($0.0, 11) + $0.1 }
         let width = min(screen.width - 2, (lines.map(\.count).max() ?? 0) + 4)
         let height = min(screen.height - 2, lines.count + 3)
         let left = (screen.width - width) / 2, top = (screen.height - height) / 2
         let box = drawBox(left: left, top: top, width: width, height: height, into: &screen)
         screen.put(" iocptop keys ", x: left + 2, y: top, style: box)
         for (index, line) in lines.prefix(height - 3).enumerated() {
-            let isKey = index < KeyMap.help.count
+            let isKey = index < keys.count
             screen.put(String(line.prefix(11)), x: left + 2, y: top + 1 + index, style: CellStyle(isKey ? .accent : .label, bold: true), limit: width - 4)
             screen.put(String(line.dropFirst(11)), x: left + 13, y: top + 1 + index, limit: width - 15)
         }

@@ -87,4 +87,19 @@ public enum KeyMap {
         ("h ? F1", "this help"),
         ("q F10 ^C", "quit: drain (bounded), restore the terminal"),
     ]
+
+    /// The keys of `iocptop replay`, for its help overlay.
+    public static let replayHelp: [(String, String)] = [
+        ("space", "play / pause the recording"),
+        ("← →", "one frame back / forward (pauses)"),
+        ("[ ]", "slower / faster: ×0.25 … ×16"),
+        ("Home End", "first / last frame of the recording"),
+        ("s > <", "sort by the next / previous column"),
+        ("r", "reverse the sort order"),
+        ("↑ ↓ j k", "select a worker (PgUp PgDn g G too)"),
+        ("Enter Esc", "open / close the selected worker's detail"),
+        ("+ - c C …", "acting keys say \"replay: read-only\""),
+        ("h ? F1", "this help"),
+        ("q F10 ^C", "quit"),
+    ]
 }

@@ -73,11 +73,20 @@ public final class LocalControl: EngineControl {
     public func send(_ command: EngineCommand) -> CommandOutcome { engine.apply(command) }
 }
 
-/// A viewer that may only look (`--read-only`).
+/// A viewer that may only look: attached with `--read-only`, or replaying a recording.
 public final class ReadOnlyControl: EngineControl {
-    public init() {}
+    /// Whose view this is, said with every refusal.
+    public enum Viewer: Sendable { case attachedReadOnly, replay }
+    public let viewer: Viewer
+
+    public init(_ viewer: Viewer = .attachedReadOnly) { self.viewer = viewer }
 
     public func send(_ command: EngineCommand) -> CommandOutcome {
-        CommandOutcome(succeeded: false, message: "read-only: \(command.name) refused (attached with --read-only)")
+        switch viewer {
+        case .attachedReadOnly:
+            CommandOutcome(succeeded: false, message: "read-only: \(command.name) refused (attached with --read-only)")
+        case .replay:
+            CommandOutcome(succeeded: false, message: "replay: read-only (\(command.name) not sent)")
+        }
     }
 }

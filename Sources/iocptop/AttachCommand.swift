@@ -24,6 +24,7 @@ struct AttachCommand: ParsableCommand {
 
     @OptionGroup var display: DisplayOptions
     @OptionGroup var loadOptions: LoadOptions
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
         let dashboard = display.wantsDashboard()
@@ -36,6 +37,8 @@ struct AttachCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let identity = engine.identity
+        let recorder = try record.start(on: engine.ring)
+        defer { recorder?.finish() }
         guard dashboard else {
             printError("iocptop: attached to pid \(identity.pid) · echo on \(identity.address) · \(identity.backend)")
             if case .engineGone(let why) = BatchMode(source: engine, json: display.json, iterations: display.iterations,
@@ -51,7 +54,7 @@ struct AttachCommand: ParsableCommand {
         do {
             mode = try DashboardMode(source: engine, control: control, load: load,
                                      attachedTo: "pid \(identity.pid)" + (readOnly ? ", read-only" : ""),
-                                     signals: signals.set, colors: display.colors)
+                                     signals: signals.set, colors: display.colors, recorder: recorder)
         } catch {
             printError("iocptop: \(error)")
             load.stop()

@@ -30,25 +30,42 @@ final class DashboardMode {
     private var quitting = false
     /// Set once the attached engine's process is gone: the last frame stays on screen.
     private var engineGone: String?
+    /// The recording this view writes (`--record`), whose early stop is said on the status line.
+    private let recorder: FrameRecorder?
+    private var recorderStopShown = false
+    /// `iocptop replay`: the recording being played, and the frame shown (index).
+    private let replay: ReplaySource?
+    private var replayShown = -1
+    /// Replay: the status line last composed (timeline plus note), and the operator's last note
+    /// with when it was said; a note stays beside the timeline for `replayNoteNs`.
+    private var replayStatus = ""
+    private var replayNote: (text: String, atNs: Int64)?
+    private static let replayNoteNs: Int64 = 4_000_000_000
+    private let unicode: Bool
 
     /// Takes over the terminal. `signals`: SIGINT, SIGTERM and SIGWINCH, already blocked in
     /// every thread, read here through a signalfd.
     init(source: FrameSource, control: EngineControl, load: BuiltInLoad, attachedTo: String?,
-         signals: sigset_t, colors: Bool) throws(CursesTerminal.StartError) {
+         signals: sigset_t, colors: Bool, recorder: FrameRecorder? = nil, replay: ReplaySource? = nil) throws(CursesTerminal.StartError) {
         self.source = source
+        self.recorder = recorder
+        self.replay = replay
         self.control = control
         self.load = load
         self.attachedTo = attachedTo
         var mask = signals
         signalDescriptor = signalfd(-1, &mask, CInt(SFD_CLOEXEC | SFD_NONBLOCK))
-        let unicode = CNcurses_localeIsUTF8() != 0
+        unicode = CNcurses_localeIsUTF8() != 0
         terminal = try CursesTerminal(colors: colors)
         view = DashboardView(unicode: unicode)
         let identity = source.identity
         model = DashboardModel(backend: identity.backend, address: identity.address)
         model.periodNs = identity.clampedPeriodNs
         if load.isRunning { model.loadConnections = load.configuration.connections }
-        if let attachedTo {
+        model.replayMode = replay != nil
+        if replay != nil {
+            model.status = "recorded from pid \(identity.pid) · h for help"
+        } else if let attachedTo {
             model.status = "attached to \(attachedTo) (\(identity.address)) · q leaves it serving · h for help"
         } else {
             model.status = "serving on \(identity.address) · pid \(identity.pid) · press h for help"
@@ -63,7 +80,9 @@ final class DashboardMode {
         var lastFrame: UInt64 = 0
         var dirty = true
         while !quitting {
-            if engineGone == nil, source.newest > lastFrame, let frame = source.latest() {
+            if let replay {
+                if followReplay(replay) { dirty = true }
+            } else if engineGone == nil, source.newest > lastFrame, let frame = source.latest() {
                 lastFrame = frame.number
                 ingest(frame)
                 dirty = true
@@ -73,6 +92,11 @@ final class DashboardMode {
                 if load.isRunning { load.stop() }
                 model.loadConnections = nil
                 model.note("\(gone) — the last frame stays on screen; press q to quit")
+                dirty = true
+            }
+            if !recorderStopShown, let reason = recorder?.stopReason {
+                recorderStopShown = true
+                model.note(reason)
                 dirty = true
             }
             if dirty {
@@ -100,7 +124,37 @@ final class DashboardMode {
         terminal.end()
     }
 
+    /// Moves the view to the replay's position; true when it changed.
+    private func followReplay(_ replay: ReplaySource) -> Bool {
+        replay.tick()
+        let position = replay.position
+        let changed = position != replayShown
+        if changed {
+            if position == replayShown + 1 {
+                ingest(replay.frames[position])
+            } else {
+                // A jump (back, or far ahead): rebuild rates and history up to the position.
+                model.clearFrames()
+                knownExited = []
+                for index in max(0, position - DashboardModel.historyLength)...position { model.ingest(replay.frames[index]) }
+            }
+            replayShown = position
+        }
+        // Anything else that set the status line (a sort, a refused key) is a note, kept a while.
+        let now = CIOURing_now_ns()
+        if model.status != replayStatus { replayNote = (model.status, now) }
+        if let note = replayNote, now - note.atNs > Self.replayNoteNs { replayNote = nil }
+        let barWidth = max(8, min(40, Int(terminal.size.width) - 70))
+        var status = replay.timeline(barWidth: barWidth, unicode: unicode)
+        if let note = replayNote, !note.text.isEmpty { status += " · " + note.text }
+        guard status != replayStatus else { return changed }
+        model.status = status
+        replayStatus = status
+        return true
+    }
+
     private func millisecondsUntilNextFrame() -> Int {
+        if let replay { return min(250, replay.millisecondsToNextFrame ?? 250) }
         guard engineGone == nil, let frame = model.frame else { return engineGone == nil ? 20 : 1000 }
         let due = Int64(truncatingIfNeeded: frame.timestampNs &+ source.identity.clampedPeriodNs) - CIOURing_now_ns()
         return Int(min(1000, max(5, due / 1_000_000 + 2)))
@@ -157,6 +211,7 @@ final class DashboardMode {
             model.showHelp = false
             return
         }
+        if let replay, replay.handle(key) { return }
         guard let action = KeyMap.action(for: key) else { return }
         if model.detailID != nil {
             // The detail pane is open: Esc (or Enter) closes it; moving the selection shows the
@@ -234,6 +289,10 @@ final class DashboardMode {
     }
 
     private func toggleLoad() {
+        if replay != nil {
+            model.note("replay: read-only — the load generator does nothing to a recording")
+            return
+        }
         if load.isRunning {
             let report = load.stop()
             model.loadConnections = nil

@@ -13,7 +13,7 @@ struct IOCPTop: ParsableCommand {
         commandName: "iocptop",
         abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll, watched live.",
         discussion: "Without a subcommand, `iocptop` runs `iocptop top`: the engine and its dashboard.",
-        subcommands: [TopCommand.self, ServeCommand.self, ListCommand.self, AttachCommand.self, LoadCommand.self],
+        subcommands: [TopCommand.self, ServeCommand.self, ListCommand.self, AttachCommand.self, ReplayCommand.self, LoadCommand.self],
         defaultSubcommand: TopCommand.self
     )
 }
@@ -62,6 +62,7 @@ struct TopCommand: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup var loadOptions: LoadOptions
     @OptionGroup var display: DisplayOptions
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
         let dashboard = display.wantsDashboard()
@@ -70,6 +71,12 @@ struct TopCommand: ParsableCommand {
         let server = try EngineStart.engine(engine.engineConfiguration)
         let publication = try EngineStart.publish(server)
         defer { publication.withdraw() }
+        let recorder: FrameRecorder?
+        do { recorder = try record.start(on: server.stats) } catch {
+            _ = server.drain(timeout: .seconds(5))
+            throw error
+        }
+        defer { recorder?.finish() }
         let load = loadOptions.builtInLoad(for: server)
         let source = RingFrameSource(ring: server.stats)
         guard dashboard else {
@@ -90,7 +97,7 @@ struct TopCommand: ParsableCommand {
         let mode: DashboardMode
         do {
             mode = try DashboardMode(source: source, control: LocalControl(engine: server), load: load, attachedTo: nil,
-                                     signals: signals.set, colors: display.colors)
+                                     signals: signals.set, colors: display.colors, recorder: recorder)
         } catch {
             printError("iocptop: \(error)")
             load.stop()

@@ -19,6 +19,7 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup var loadOptions: LoadOptions
+    @OptionGroup var record: RecordOptions
 
     @Flag(help: "Print only the start and drain lines, not the per-second totals.")
     var quiet = false
@@ -28,6 +29,12 @@ struct ServeCommand: ParsableCommand {
         let server = try EngineStart.engine(engine.engineConfiguration)
         let publication = try EngineStart.publish(server)
         defer { publication.withdraw() }
+        let recorder: FrameRecorder?
+        do { recorder = try record.start(on: server.stats) } catch {
+            _ = server.drain(timeout: .seconds(5))
+            throw error
+        }
+        defer { recorder?.finish() }
         printLine(EngineStart.startLine(server))
         let load = loadOptions.builtInLoad(for: server)
         defer { load.stop() }

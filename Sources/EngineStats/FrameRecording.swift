@@ -1,0 +1,333 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The recording file: the ring's frames kept on disk, readable after fields change.
+///
+/// Layout (little-endian): the file header — magic `IOCPTREC`, format version, the frame
+/// layout version it was written with, the engine's identity, then the field table (for each
+/// frame field and each worker field: name, kind, unit, width in words) — closed by an FNV-1a
+/// checksum of everything before it. Then one record per frame: a 4-byte payload length, a
+/// 4-byte FNV-1a checksum of the payload, and the payload: the frame's fields in the order of the
+/// file's own field table (each word a LEB128 varint, each histogram its non-empty buckets as
+/// index gap and count), the worker count, the worker rows. A reader maps fields by name, so
+/// a recording made before a field was added still replays (the new field reads as zero), and
+/// a torn tail (a kill -9 mid-write) fails its length or checksum and is where reading stops.
+public enum FrameRecording {
+    static let magic: UInt64 = 0x4345_5254_5043_4F49  // "IOCPTREC"
+    /// Version of this file format (not of the frame layout). A reader refuses newer ones.
+    public static let formatVersion: UInt64 = 1
+    /// A record larger than this is garbage, not a frame (256 workers × ~3 KiB is under 1 MiB).
+    static let largestRecord = 8 << 20
+
+    /// Why a recording cannot be read at all.
+    public enum ReadError: Error, Hashable, Sendable, CustomStringConvertible {
+        case unreadable(String, Int32)
+        case empty
+        case notARecording
+        case futureVersion(UInt64)
+        case damagedHeader
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let code): "cannot read \(path): \(String(cString: strerror(code)))"
+            case .empty: "the recording is empty"
+            case .notARecording: "not an iocptop recording"
+            case .futureVersion(let version):
+                "recording format \(version) is newer than this iocptop reads (\(formatVersion)); use a newer iocptop"
+            case .damagedHeader: "the recording's header is damaged (checksum mismatch)"
+            }
+        }
+    }
+
+    /// 64-bit FNV-1a.
+    static func checksum<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    // MARK: writing
+
+    /// The file header for an engine with `identity`, in the current layout.
+    public static func header(identity: EngineIdentity) -> [UInt8] {
+        var out = ByteWriter()
+        out.word(magic)
+        out.word(formatVersion)
+        out.word(FrameLayout.version)
+        out.word(UInt64(UInt32(bitPattern: identity.pid)))
+        out.word(identity.processStartTicks)
+        out.word(identity.periodNs)
+        out.string(identity.backend)
+        out.string(identity.address)
+        out.string(identity.note)
+        // Wall clock and monotonic clock at the same moment: a frame's wall-clock time is
+        // the first plus (its monotonic timestamp − the second).
+        var realtime = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &realtime)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        out.word(UInt64(realtime.tv_sec) &* 1_000_000_000 &+ UInt64(realtime.tv_nsec))
+        out.word(UInt64(monotonic.tv_sec) &* 1_000_000_000 &+ UInt64(monotonic.tv_nsec))
+        out.word(UInt64(FrameLayout.frameFields.count))
+        for field in FrameLayout.frameFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(UInt64(FrameLayout.workerFields.count))
+        for field in FrameLayout.workerFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(checksum(out.bytes))
+        return out.bytes
+    }
+
+    /// One frame as a record (length, checksum, payload), in the current layout.
+    public static func record(_ frame: StatsFrame) -> [UInt8] {
+        var payload = ByteWriter()
+        payload.bytes.reserveCapacity(512 + frame.workers.count * 256)
+        for field in FrameLayout.frameFields { append(field, of: frame, to: &payload) }
+        payload.varint(UInt64(frame.workers.count))
+        for worker in frame.workers {
+            for field in FrameLayout.workerFields { append(field, of: worker, to: &payload) }
+        }
+        var out = ByteWriter()
+        out.u32(UInt32(payload.bytes.count))
+        out.u32(UInt32(truncatingIfNeeded: checksum(payload.bytes)))
+        out.bytes += payload.bytes
+        return out.bytes
+    }
+
+    /// A one-word field as a varint; a histogram as its non-empty buckets only (count, then
+    /// index gap and count for each): most of its 194 buckets are empty.
+    private static func append<Record>(_ field: FrameField<Record>, of record: Record, to out: inout ByteWriter) {
+        guard let histogram = field.histogram(of: record) else {
+            out.varint(field.word(of: record))
+            return
+        }
+        var used = 0
+        for index in 0..<LatencyBuckets.count where histogram[index] != 0 { used += 1 }
+        out.varint(UInt64(used))
+        var last = 0
+        for index in 0..<LatencyBuckets.count where histogram[index] != 0 {
+            out.varint(UInt64(index - last))
+            out.varint(histogram[index])
+            last = index
+        }
+    }
+
+    // MARK: reading
+
+    /// A recording read whole: its engine, its frames, and where (if anywhere) it stopped early.
+    public struct Contents: Sendable {
+        public var identity: EngineIdentity
+        public var frames: [StatsFrame]
+        /// CLOCK_REALTIME and CLOCK_MONOTONIC (ns) read together when the recording started.
+        public var realtimeNs: UInt64 = 0
+        public var monotonicNs: UInt64 = 0
+
+        /// A frame's wall-clock time (ns since the epoch).
+        public func wallClockNs(of frame: StatsFrame) -> UInt64 { realtimeNs &+ (frame.timestampNs &- monotonicNs) }
+        /// Set when the file ends in a torn or damaged record: what was wrong, at which byte.
+        public var truncation: String?
+    }
+
+    /// Reads a recording. Whole records are returned even when the tail is torn.
+    public static func read(path: String) throws(ReadError) -> Contents {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path, errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw .unreadable(path, errno) }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return try parse(bytes)
+    }
+
+    /// A recorded field: where it sits in a record, and the current field of the same name.
+    private struct Column {
+        var width: Int
+        var frameField: FrameField<StatsFrame>?
+        var workerField: FrameField<WorkerSample>?
+    }
+
+    static func parse(_ bytes: [UInt8]) throws(ReadError) -> Contents {
+        guard !bytes.isEmpty else { throw .empty }
+        var input = ByteReader(bytes: bytes)
+        guard let magicWord = input.word(), magicWord == magic else { throw .notARecording }
+        guard let version = input.word() else { throw .damagedHeader }
+        guard version <= formatVersion else { throw .futureVersion(version) }
+        guard input.word() != nil else { throw .damagedHeader }  // layout version: the table says it all
+        var identity = EngineIdentity()
+        guard let pid = input.word(), let ticks = input.word(), let period = input.word(),
+              let backend = input.string(), let address = input.string(), let note = input.string()
+        else { throw .damagedHeader }
+        identity.pid = Int32(bitPattern: UInt32(truncatingIfNeeded: pid))
+        identity.processStartTicks = ticks
+        identity.periodNs = period
+        identity.backend = backend
+        identity.address = address
+        identity.note = note
+        guard let realtime = input.word(), let monotonic = input.word() else { throw .damagedHeader }
+        func columns<Record>(_ current: [FrameField<Record>], _ make: (Int, FrameField<Record>?) -> Column) throws(ReadError) -> [Column] {
+            guard let count = input.word(), count <= 4096 else { throw .damagedHeader }
+            var result: [Column] = []
+            for _ in 0..<count {
+                guard let (name, width) = input.field(), width >= 1, width <= 4096 else { throw .damagedHeader }
+                let match = current.first { $0.name == name && $0.width == width }
+                result.append(make(width, match))
+            }
+            return result
+        }
+        let frameColumns = try columns(FrameLayout.frameFields) { Column(width: $0, frameField: $1) }
+        let workerColumns = try columns(FrameLayout.workerFields) { Column(width: $0, workerField: $1) }
+        let headerEnd = input.offset
+        guard let sum = input.word(), sum == checksum(bytes[0..<headerEnd]) else { throw .damagedHeader }
+        identity.layoutVersion = FrameLayout.version
+
+        var frames: [StatsFrame] = []
+        var truncation: String?
+        while input.offset < bytes.count {
+            let start = input.offset
+            guard let length = input.u32(), let sum = input.u32() else {
+                truncation = "torn record header at byte \(start)"
+                break
+            }
+            guard Int(length) <= largestRecord, let payload = input.take(Int(length)) else {
+                truncation = "torn record at byte \(start) (\(length) bytes announced, \(bytes.count - start - 8) left)"
+                break
+            }
+            guard UInt32(truncatingIfNeeded: checksum(payload)) == sum,
+                  let frame = decode(payload, frameColumns, workerColumns) else {
+                truncation = "damaged record at byte \(start) (checksum mismatch)"
+                break
+            }
+            frames.append(frame)
+        }
+        return Contents(identity: identity, frames: frames, realtimeNs: realtime, monotonicNs: monotonic, truncation: truncation)
+    }
+
+    private static func decode(_ payload: ArraySlice<UInt8>, _ frameColumns: [Column], _ workerColumns: [Column]) -> StatsFrame? {
+        var input = ByteReader(bytes: Array(payload))
+        var frame = StatsFrame()
+        for column in frameColumns {
+            guard let words = input.fieldWords(width: column.width) else { return nil }
+            if let field = column.frameField { field.set(words: words, in: &frame) }
+        }
+        guard let count = input.varint(), count <= 4096 else { return nil }
+        for _ in 0..<count {
+            var worker = WorkerSample()
+            for column in workerColumns {
+                guard let words = input.fieldWords(width: column.width) else { return nil }
+                if let field = column.workerField { field.set(words: words, in: &worker) }
+            }
+            frame.workers.append(worker)
+        }
+        // Every byte of a record belongs to its fields.
+        return input.offset == input.bytes.count ? frame : nil
+    }
+}
+
+extension FrameField {
+    /// Sets the field from its words (one, or a histogram's buckets).
+    func set(words: ArraySlice<UInt64>, in record: inout Record) {
+        if width == 1 {
+            set(words.first ?? 0, in: &record)
+            return
+        }
+        var copy = Array(words)
+        _ = copy.withUnsafeMutableBufferPointer { buffer in
+            load(into: &record, from: buffer.baseAddress!) { $0.pointee }
+        }
+    }
+}
+
+/// Little-endian bytes out.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    mutating func word(_ value: UInt64) { for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) } }
+    /// LEB128: seven bits per byte, low first.
+    mutating func varint(_ value: UInt64) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(rest))
+    }
+    mutating func u32(_ value: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) } }
+    mutating func string(_ text: String) {
+        let utf8 = Array(text.utf8.prefix(4096))
+        word(UInt64(utf8.count))
+        bytes += utf8
+    }
+    mutating func field(_ name: String, _ kind: FieldKind, _ unit: FieldUnit, _ width: Int) {
+        string(name)
+        string(kind.rawValue)
+        string(unit.rawValue)
+        word(UInt64(width))
+    }
+}
+
+/// Little-endian bytes in; every read is bounds-checked (nil past the end).
+struct ByteReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    mutating func take(_ count: Int) -> ArraySlice<UInt8>? {
+        guard count >= 0, offset <= bytes.count - count else { return nil }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    mutating func word() -> UInt64? {
+        guard let slice = take(8) else { return nil }
+        return slice.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func u32() -> UInt32? {
+        guard let slice = take(4) else { return nil }
+        return slice.reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    mutating func varint() -> UInt64? {
+        var value: UInt64 = 0
+        for shift in stride(from: 0, to: 64, by: 7) {
+            guard offset < bytes.count else { return nil }
+            let byte = bytes[offset]
+            offset += 1
+            value |= UInt64(byte & 0x7f) << UInt64(shift)
+            if byte & 0x80 == 0 { return value }
+        }
+        return nil  // more than ten bytes: not a varint
+    }
+
+    /// A field's words as `FrameRecording.record` wrote them: one varint, or (width > 1) a
+    /// histogram's non-empty buckets. Nil when the bytes do not fit the width.
+    mutating func fieldWords(width: Int) -> ArraySlice<UInt64>? {
+        guard width > 1 else { return varint().map { [$0][...] } }
+        guard let used = varint(), used <= UInt64(width) else { return nil }
+        var words = [UInt64](repeating: 0, count: width)
+        var index = 0
+        for _ in 0..<used {
+            guard let gap = varint(), let count = varint(), gap <= UInt64(width - index) else { return nil }
+            index += Int(gap)
+            guard index < width else { return nil }
+            words[index] = count
+        }
+        return words[...]
+    }
+
+    mutating func string() -> String? {
+        guard let length = word(), length <= 4096, let slice = take(Int(length)) else { return nil }
+        return String(decoding: slice, as: UTF8.self)
+    }
+
+    mutating func field() -> (String, Int)? {
+        guard let name = string(), string() != nil, string() != nil, let width = word(), width <= 1 << 20 else { return nil }
+        return (name, Int(width))
+    }
+}

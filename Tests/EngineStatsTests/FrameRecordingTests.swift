@@ -1,0 +1,198 @@
+@testable import EngineStats
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The recording format: frames come back as written, old tables still read, damage is found.
+@Suite struct FrameRecordingTests {
+    func recordedFrame(number: UInt64) -> StatsFrame {
+        var frame = expectedFrame(number: number)
+        frame.timestampNs = number * 500_000_000
+        for index in frame.workers.indices {
+            for sample in 0..<Int(number % 7 + 1) { frame.workers[index].queueWait.record(UInt64(1000 << sample)) }
+            frame.workers[index].service.record(number * 40_000)
+        }
+        frame.load.roundTrip.record(123_456)
+        return frame
+    }
+
+    func identity() -> EngineIdentity {
+        var identity = EngineIdentity()
+        identity.pid = 4242
+        identity.processStartTicks = 99
+        identity.periodNs = 500_000_000
+        identity.backend = "io_uring"
+        identity.address = "127.0.0.1:7007"
+        identity.note = "test"
+        return identity
+    }
+
+    func file(frames: [StatsFrame]) -> [UInt8] {
+        frames.reduce(FrameRecording.header(identity: identity())) { $0 + FrameRecording.record($1) }
+    }
+
+    @Test func framesComeBackAsRecorded() throws {
+        let frames = (1...20 as ClosedRange<UInt64>).map(recordedFrame)
+        let contents = try FrameRecording.parse(file(frames: frames))
+        #expect(contents.truncation == nil)
+        #expect(contents.frames == frames)
+        #expect(contents.identity.pid == 4242)
+        #expect(contents.identity.address == "127.0.0.1:7007")
+        #expect(contents.identity.backend == "io_uring")
+        #expect(contents.identity.periodNs == 500_000_000)
+        // The wall clock of the first frame is near now (the header was written now).
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let wall = contents.wallClockNs(of: contents.frames[0])
+        #expect(abs(Int64(bitPattern: wall) / 1_000_000_000 - Int64(now.tv_sec)) < 3 * 86_400 * 365)
+    }
+
+    @Test func aTornTailKeepsEveryWholeFrame() throws {
+        let frames = (1...10 as ClosedRange<UInt64>).map(recordedFrame)
+        let bytes = file(frames: frames)
+        let header = FrameRecording.header(identity: identity()).count
+        for cut in [bytes.count * 6 / 10, bytes.count - 1, bytes.count - 5, header + 3] {
+            let contents = try FrameRecording.parse(Array(bytes[0..<cut]))
+            let whole = frames.indices.filter { index in
+                header + frames[0...index].reduce(0) { $0 + FrameRecording.record($1).count } <= cut
+            }.count
+            #expect(contents.frames == Array(frames.prefix(whole)), "cut at \(cut)")
+            #expect(contents.truncation != nil, "cut at \(cut)")
+        }
+    }
+
+    @Test func aDamagedRecordStopsReadingThere() throws {
+        let frames = (1...6 as ClosedRange<UInt64>).map(recordedFrame)
+        var bytes = file(frames: frames)
+        let third = FrameRecording.header(identity: identity()).count
+            + frames.prefix(2).reduce(0) { $0 + FrameRecording.record($1).count }
+        bytes[third + 20] ^= 0x55
+        let contents = try FrameRecording.parse(bytes)
+        #expect(contents.frames == Array(frames.prefix(2)))
+        #expect(contents.truncation?.contains("checksum") == true)
+    }
+
+    @Test func filesThatAreNotRecordingsAreRefused() throws {
+        #expect(throws: FrameRecording.ReadError.empty) { try FrameRecording.parse([]) }
+        #expect(throws: FrameRecording.ReadError.notARecording) { try FrameRecording.parse(Array("#!/bin/sh\necho hello\n".utf8)) }
+        #expect(throws: FrameRecording.ReadError.notARecording) { try FrameRecording.parse([0x7f, 0x45, 0x4c, 0x46]) }
+        var generator = SystemRandomNumberGenerator()
+        let garbage = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        #expect(throws: FrameRecording.ReadError.notARecording) { try FrameRecording.parse(garbage) }
+        // The right magic and nothing after it, or a damaged header.
+        let header = FrameRecording.header(identity: identity())
+        #expect(throws: FrameRecording.ReadError.damagedHeader) { try FrameRecording.parse(Array(header.prefix(12))) }
+        var flipped = header
+        flipped[40] ^= 1
+        #expect(throws: FrameRecording.ReadError.damagedHeader) { try FrameRecording.parse(flipped) }
+        // Random bytes after a valid magic and version: refused or read, never a trap.
+        for _ in 0..<200 {
+            let tail = (0..<Int.random(in: 0...2000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            _ = try? FrameRecording.parse(Array(header.prefix(16)) + tail)
+            _ = try? FrameRecording.parse(header + tail)
+        }
+        #expect(throws: FrameRecording.ReadError.unreadable("/nonexistent/iocptop.rec", ENOENT)) {
+            try FrameRecording.read(path: "/nonexistent/iocptop.rec")
+        }
+    }
+
+    @Test func aFormatFromTheFutureIsRefusedByName() throws {
+        var header = FrameRecording.header(identity: identity())
+        header[8] = UInt8(FrameRecording.formatVersion + 1)
+        #expect(throws: FrameRecording.ReadError.futureVersion(FrameRecording.formatVersion + 1)) {
+            try FrameRecording.parse(header)
+        }
+        #expect(FrameRecording.ReadError.futureVersion(2).description.contains("newer"))
+    }
+
+    /// A recording written by an iocptop whose table lacked `queue_depth` and had a field this
+    /// one does not know: read through its own table, the missing field reads zero, the unknown
+    /// one is skipped.
+    @Test func anOlderFieldTableStillReads() throws {
+        let dropped = "queue_depth"
+        var frame = recordedFrame(number: 3)
+        frame.port.queueDepth = 77
+        var out = ByteWriter()
+        out.word(FrameRecording.magic)
+        out.word(FrameRecording.formatVersion)
+        out.word(1)
+        out.word(1); out.word(2); out.word(500_000_000)
+        out.string("epoll"); out.string("127.0.0.1:9"); out.string("")
+        out.word(0); out.word(0)
+        let frameFields = FrameLayout.frameFields.filter { $0.name != dropped }
+        out.word(UInt64(frameFields.count + 1))
+        out.field("a_field_from_elsewhere", .gauge, .none, 1)
+        for field in frameFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(UInt64(FrameLayout.workerFields.count))
+        for field in FrameLayout.workerFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(FrameRecording.checksum(out.bytes))
+        // The record in that table: the unknown field first, then the others.
+        var payload = ByteWriter()
+        payload.varint(31337)
+        let current = FrameRecording.record(frame)
+        let full = try FrameRecording.parse(FrameRecording.header(identity: identity()) + current)
+        #expect(full.frames == [frame])
+        for field in frameFields { encode(field, of: frame, into: &payload) }
+        payload.varint(UInt64(frame.workers.count))
+        for worker in frame.workers { for field in FrameLayout.workerFields { encode(field, of: worker, into: &payload) } }
+        out.u32(UInt32(payload.bytes.count))
+        out.u32(UInt32(truncatingIfNeeded: FrameRecording.checksum(payload.bytes)))
+        out.bytes += payload.bytes
+        let contents = try FrameRecording.parse(out.bytes)
+        #expect(contents.truncation == nil)
+        var expected = frame
+        expected.port.queueDepth = 0
+        #expect(contents.frames == [expected])
+        #expect(contents.identity.backend == "epoll")
+    }
+
+    private func encode<Record>(_ field: FrameField<Record>, of record: Record, into out: inout ByteWriter) {
+        if let histogram = field.histogram(of: record) {
+            let used = (0..<LatencyBuckets.count).filter { histogram[$0] != 0 }
+            out.varint(UInt64(used.count))
+            var last = 0
+            for index in used {
+                out.varint(UInt64(index - last))
+                out.varint(histogram[index])
+                last = index
+            }
+        } else {
+            out.varint(field.word(of: record))
+        }
+    }
+
+    @Test func theRecorderFollowsTheRingAndHonoursItsBound() throws {
+        let path = "/tmp/iocptop-recording-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).rec"
+        defer { unlink(path) }
+        let ring = StatsRing(capacity: 64, workerCapacity: 8)
+        ring.describe(identity())
+        let recorder = try FrameRecorder(path: path, ring: ring, maxBytes: 1 << 20)
+        recorder.start()
+        for number in 1...30 as ClosedRange<UInt64> { ring.publish(recordedFrame(number: number)) }
+        recorder.stop()
+        #expect(recorder.stopReason == nil)
+        let contents = try FrameRecording.read(path: path)
+        #expect(contents.frames.map(\.number) == Array(1...30))
+        #expect(contents.frames.last == ring.latest())
+
+        // An existing recording is not overwritten.
+        #expect(throws: RecorderError.self) { try FrameRecorder(path: path, ring: ring, maxBytes: 1 << 20) }
+        #expect(try FrameRecording.read(path: path).frames.count == 30)
+        unlink(path)
+
+        // A bound smaller than the frames: it stops there, says so, and the file stays whole.
+        let bounded = FrameRecording.header(identity: identity()).count + 5 * FrameRecording.record(recordedFrame(number: 31)).count
+        let small = try FrameRecorder(path: path, ring: ring, maxBytes: bounded + 100)
+        small.start()
+        for number in 31...60 as ClosedRange<UInt64> { ring.publish(recordedFrame(number: number)) }
+        small.stop()
+        #expect(small.stopReason?.contains("--record-max-mb") == true)
+        var status = stat()
+        stat(path, &status)
+        #expect(Int(status.st_size) <= bounded + 100)
+        let cut = try FrameRecording.read(path: path)
+        #expect(cut.truncation == nil)
+        #expect(cut.frames.count >= 4 && cut.frames.count <= 6, "\(cut.frames.count)")
+    }
+}
