@@ -83,6 +83,11 @@ public struct DashboardModel: Sendable {
         workMicroseconds = next.settings.workMicroseconds
         queueWaitHistory.append(Double(rates.queueWait?.p99 ?? 0))
         if queueWaitHistory.count > Self.historyLength { queueWaitHistory.removeFirst(queueWaitHistory.count - Self.historyLength) }
+        // Auto mode's decisions, each once: on the status line and in the event log.
+        if let previous, next.auto.changes > previous.auto.changes, let message = next.auto.message {
+            status = message
+            log(message, isWarning: false)
+        }
         let before = Set(warnings.map(\.kind))
         warnings = Warnings.evaluate(previous: previous, current: next, rates: rates)
         for warning in warnings where !before.contains(warning.kind) {

@@ -55,6 +55,11 @@ public struct DashboardView: Sendable {
         }
         if model.paused { right = "PAUSED · " + right }
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
+        if frame.auto.enabled {
+            let held = frame.auto.isPaused(at: frame.timestampNs)
+            let tag = held ? "AUTO held \((frame.auto.pausedUntilNs - frame.timestampNs + 999_999_999) / 1_000_000_000) s " : "AUTO "
+            screen.put(tag, x: screen.width - right.count - tag.count, y: 0, style: CellStyle(held ? .warning : .good, bold: true, reverse: !held))
+        }
 
         x = screen.put(" Workers ", x: 0, y: 1, style: label)
         x = screen.put("\(frame.liveWorkers) ", x: x, y: 1, style: value)
@@ -315,7 +320,7 @@ public struct DashboardView: Sendable {
             ? [("F1", "Help"), ("Spc", "Play"), (unicode ? "←→" : "<>", "Step"), ("[]", "Speed"), ("Home", "Start"),
                ("End", "End"), ("s", "Sort"), ("Enter", "Detail")]
             : [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
-               ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("s", "Sort"),
+               ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("a", "Auto"), ("s", "Sort"),
                ("Spc", "Pause")]
         // F10 Quit always shows, at the right end; the others as far as they fit.
         let quit = ("F10", "Quit")

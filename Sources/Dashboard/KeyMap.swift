@@ -8,6 +8,8 @@ public enum Action: Sendable, Hashable {
     case lessWork
     case moreWork
     case drain
+    /// Auto mode on / off (`a`).
+    case toggleAuto
     case togglePause
     case toggleHelp
     case quit
@@ -53,6 +55,7 @@ public enum KeyMap {
         case Int32(UInt8(ascii: "w")): return .lessWork
         case Int32(UInt8(ascii: "W")): return .moreWork
         case Int32(UInt8(ascii: "d")), Int32(UInt8(ascii: "D")): return .drain
+        case Int32(UInt8(ascii: "a")), Int32(UInt8(ascii: "A")): return .toggleAuto
         case Int32(UInt8(ascii: " ")): return .togglePause
         case Int32(UInt8(ascii: "h")), Int32(UInt8(ascii: "?")), keyF(1): return .toggleHelp
         case Int32(UInt8(ascii: "q")), Int32(UInt8(ascii: "Q")), keyF(10), controlC: return .quit
@@ -79,6 +82,7 @@ public enum KeyMap {
         ("l", "start / stop the built-in load generator"),
         ("w  W", "less / more simulated work per completion"),
         ("d", "drain: stop accepting, close, wait, retire all"),
+        ("a", "auto mode: the pool sizes itself (+ - c C pause it 30 s)"),
         ("space", "pause the display (the engine keeps running)"),
         ("s > <", "sort by the next / previous column"),
         ("r", "reverse the sort order"),
@@ -98,7 +102,7 @@ public enum KeyMap {
         ("r", "reverse the sort order"),
         ("↑ ↓ j k", "select a worker (PgUp PgDn g G too)"),
         ("Enter Esc", "open / close the selected worker's detail"),
-        ("+ - c C …", "acting keys say \"replay: read-only\""),
+        ("+ - c C a …", "acting keys say \"replay: read-only\""),
         ("h ? F1", "this help"),
         ("q F10 ^C", "quit"),
     ]

@@ -1,3 +1,5 @@
+import CIOURing
+import EngineStats
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +10,65 @@ extension EchoEngine {
     /// socket client, the auto controller) goes through this: commands are serialised, and
     /// relative ones (`changeConcurrency`, `stepWork`) read and set under the same lock, so
     /// concurrent commands add up instead of overwriting each other.
-    public func apply(_ command: EngineCommand) -> CommandOutcome {
+    ///
+    /// While auto mode is on, an operator's change to the pool or the limit (`+ - c C`) holds it
+    /// back for `autoPauseNs`: the operator wins, and the frames say until when.
+    public func apply(_ command: EngineCommand, origin: CommandOrigin = .operator) -> CommandOutcome {
+        switch command {
+        case .setAuto(let on): return setAuto(on)
+        case .toggleAuto: return setAuto(!autoState.withLock { $0.enabled })
+        default: break
+        }
+        var outcome = perform(command)
+        switch command {
+        case .addWorker, .retireWorker, .changeConcurrency, .setConcurrency:
+            guard origin == .operator, outcome.succeeded else { break }
+            let paused = autoState.withLock { state in
+                guard state.enabled else { return false }
+                state.pausedUntilNs = UInt64(CIOURing_now_ns()) + Self.autoPauseNs
+                return true
+            }
+            if paused { outcome.message += " · auto paused \(Self.autoPauseNs / 1_000_000_000) s" }
+        default: break
+        }
+        return outcome
+    }
+
+    /// How long an operator's key holds auto mode back.
+    public static let autoPauseNs: UInt64 = 30_000_000_000
+
+    /// Turns auto mode on (starting its thread the first time) or off.
+    private func setAuto(_ on: Bool) -> CommandOutcome {
+        guard !isDraining else { return CommandOutcome(succeeded: false, message: "\(EngineError.drained)") }
+        autoState.withLock { state in
+            state.enabled = on
+            state.pausedUntilNs = 0
+        }
+        if on {
+            autoSizer.withLock { sizer in
+                if sizer == nil { sizer = AutoSizer(engine: self, maxWorkers: configuration.autoMaxWorkers) }
+            }
+            return CommandOutcome(succeeded: true, message: "auto mode on: the pool sizes itself (\(port.concurrency) to \(configuration.autoMaxWorkers) workers)")
+        }
+        return CommandOutcome(succeeded: true, message: "auto mode off: the pool stays as it is")
+    }
+
+    /// Keeps auto mode's last decision for the frames.
+    func recordAutoDecision(_ decision: AutoSample) {
+        autoState.withLock { state in
+            state.changes += 1
+            state.actionCode = decision.actionCode
+            state.reasonCode = decision.reasonCode
+            state.decidedAtNs = decision.decidedAtNs
+            state.workers = decision.workers
+            state.blocked = decision.blocked
+            state.queueWaitP99Ns = decision.queueWaitP99Ns
+            state.completionsPerSecond = decision.completionsPerSecond
+            state.changePercent = decision.changePercent
+        }
+    }
+
+    private func perform(_ command: EngineCommand) -> CommandOutcome {
         if command == .drain { return startDrain() }
         if command == .retireWorker {
             do {
@@ -57,7 +117,7 @@ extension EchoEngine {
                     let before = simulatedBlockMicroseconds
                     simulatedBlockMicroseconds = value
                     return CommandOutcome(succeeded: true, message: "simulated blocking \(before) → \(value) µs per completion")
-                case .retireWorker, .drain:
+                case .retireWorker, .drain, .setAuto, .toggleAuto:
                     return CommandOutcome(succeeded: false, message: "unreachable")
                 }
             } catch {

@@ -57,6 +57,7 @@ extension EchoEngine {
         frame.settings.workersTarget = workersTarget
         frame.settings.onlineCPUs = CompletionPort.onlineCPUs
         frame.load = loadProbe.withLock { $0 }?() ?? LoadSample()
+        frame.auto = autoState.withLock { $0 }
 
         let slotCount = EngineConfiguration.maxWorkers
         tallyLock.withLock { _ in

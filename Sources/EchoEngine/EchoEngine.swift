@@ -66,6 +66,10 @@ public final class EchoEngine: @unchecked Sendable {
     private let commandLock = Mutex<Void>(())
     /// Serialises `apply`: a relative command reads and sets under it.
     let applyLock = Mutex<Void>(())
+    /// Auto mode's state as frames publish it (the sampler reads it once per frame).
+    let autoState = Mutex(AutoSample())
+    /// Auto mode's thread, started the first time auto mode is turned on; stopped by `drain`.
+    let autoSizer = Mutex<AutoSizer?>(nil)
 
     // Engine-wide counters: one update per connection event, never per completion.
     // relaxed: independent monotonic counters and gauges, read for display only.
@@ -98,6 +102,9 @@ public final class EchoEngine: @unchecked Sendable {
         guard configuration.statsHistoryFrames >= 2, configuration.statsHistoryFrames <= 100_000,
               (50...60_000).contains(configuration.statsPeriodMilliseconds) else {
             throw EngineError.invalidConfiguration("the stats period must be 50 to 60000 ms, the history 2 to 100000 frames")
+        }
+        guard (1...EngineConfiguration.maxWorkers).contains(configuration.autoMaxWorkers) else {
+            throw EngineError.invalidConfiguration("--max-workers must be between 1 and \(EngineConfiguration.maxWorkers)")
         }
         guard configuration.concurrency >= 0, configuration.workMicroseconds >= 0,
               configuration.blockMicroseconds >= 0 else {
@@ -148,6 +155,7 @@ public final class EchoEngine: @unchecked Sendable {
         stats.describe(identity)
         for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
         if configuration.countsWorkerActivity { sampler.start() }
+        if configuration.auto { _ = apply(.setAuto(true), origin: .auto) }
         do {
             try port.acceptMultishot(on: listener.fd, context: 0)
         } catch {
@@ -282,6 +290,8 @@ public final class EchoEngine: @unchecked Sendable {
             report.duration = ContinuousClock.now - started
             return report
         }
+        // 0. Auto mode stops deciding.
+        autoSizer.withLock { $0 }?.stop()
         // 1. Stop accepting: the multishot accept completes with ECANCELED.
         try? port.close(handle: listener.fd)
         // 2. Close every connection, through its strand.

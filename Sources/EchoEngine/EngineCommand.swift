@@ -18,6 +18,10 @@ public enum EngineCommand: Sendable, Hashable {
     case setBlockMicroseconds(Int)
     /// The seed's graceful shutdown, on a thread of the engine's own.
     case drain
+    /// Turn auto mode (the pool sizes itself) on or off.
+    case setAuto(Bool)
+    /// Turn auto mode on when off, off when on (the `a` key).
+    case toggleAuto
 
     /// The simulated-work ladder the `w` / `W` keys walk, in µs.
     public static let workSteps = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
@@ -41,8 +45,16 @@ public enum EngineCommand: Sendable, Hashable {
         case .stepWork, .setWorkMicroseconds: "simulated work"
         case .setBlockMicroseconds: "simulated blocking"
         case .drain: "drain"
+        case .setAuto, .toggleAuto: "auto mode"
         }
     }
+}
+
+/// Who sent a command: an operator's key press (or control-socket client) holds auto mode back
+/// for `EchoEngine.autoPauseNs`; auto mode's own commands do not.
+public enum CommandOrigin: Sendable, Hashable {
+    case `operator`
+    case auto
 }
 
 /// What applying a command did: one line for a status bar.

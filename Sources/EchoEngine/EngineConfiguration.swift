@@ -34,6 +34,11 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Workers that can be alive at once (one counter slot each).
     public static let maxWorkers = 256
 
+    /// Auto mode from the start (`--auto`): the pool sizes itself (`AutoPolicy`).
+    public var auto = false
+    /// Auto mode never grows the pool past this many live workers (`--max-workers`).
+    public var autoMaxWorkers = 256
+
     public init() {}
 
     /// `workers` with 0 resolved.

@@ -4,7 +4,7 @@ import EchoEngine
 ///
 /// Request: `iocptop/1 VERB [ARGUMENT]\n`, at most `maxLine` bytes. Verbs: `hello` (the reply
 /// carries the stats ring's descriptor), `add-worker`, `retire-worker`, `concurrency +N|-N|=N`,
-/// `work-step +N|-N`, `work-us N`, `block-us N`, `drain`. Reply: `ok MESSAGE\n` or
+/// `work-step +N|-N`, `work-us N`, `block-us N`, `drain`, `auto on|off|toggle`. Reply: `ok MESSAGE\n` or
 /// `error MESSAGE\n`. Anything else — garbage, an overlong line, another version — gets an
 /// `error` reply and the connection is closed.
 public enum ControlProtocol {
@@ -33,6 +33,8 @@ public enum ControlProtocol {
             case .setWorkMicroseconds(let value): body = "work-us \(value)"
             case .setBlockMicroseconds(let value): body = "block-us \(value)"
             case .drain: body = "drain"
+            case .setAuto(let on): body = "auto \(on ? "on" : "off")"
+            case .toggleAuto: body = "auto toggle"
             }
         }
         return "\(version) \(body)\n"
@@ -61,6 +63,9 @@ public enum ControlProtocol {
             if let steps = number(value) { return .success(.command(.stepWork(by: steps))) }
         case ("work-us", let value?):
             if let micros = number(value) { return .success(.command(.setWorkMicroseconds(micros))) }
+        case ("auto", "on"): return .success(.command(.setAuto(true)))
+        case ("auto", "off"): return .success(.command(.setAuto(false)))
+        case ("auto", "toggle"): return .success(.command(.toggleAuto))
         case ("block-us", let value?):
             if let micros = number(value) { return .success(.command(.setBlockMicroseconds(micros))) }
         default: break

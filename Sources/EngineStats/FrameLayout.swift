@@ -133,7 +133,7 @@ public struct FrameField<Record>: @unchecked Sendable {
 /// `version` — positions are indices, so an older reader must refuse the new layout).
 public enum FrameLayout {
     /// Layout version written in ring headers; a reader refuses any other.
-    public static let version: UInt64 = 3
+    public static let version: UInt64 = 4
 
     /// The fixed part of a frame, in ring order.
     public static let frameFields: [FrameField<StatsFrame>] = [
@@ -169,6 +169,17 @@ public enum FrameLayout {
         .init("load_round_trip", histogram: \StatsFrame.load.roundTrip, "Round trips the built-in load generator measured."),
         .init("retired_queue_wait", histogram: \StatsFrame.retiredQueueWait, "Queue waits of workers whose slots were reused."),
         .init("retired_service", histogram: \StatsFrame.retiredService, "Service times of workers whose slots were reused."),
+        .init("auto_enabled", json: nil, flag: \StatsFrame.auto.enabled, "Auto mode sizes the pool (--auto, the a key)."),
+        .init("auto_paused_until", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.pausedUntilNs, "CLOCK_MONOTONIC until which an operator's key holds auto mode back."),
+        .init("auto_changes", json: nil, .counter, unsigned: \StatsFrame.auto.changes, "Pool changes auto mode made."),
+        .init("auto_action", json: nil, .identifier, unsigned: \StatsFrame.auto.actionCode, "Auto mode's last decision: 0 none, 1 add a worker, 2 retire one."),
+        .init("auto_reason", json: nil, .identifier, unsigned: \StatsFrame.auto.reasonCode, "Why: 1 starvation, 2 probe, 3 revert, 4 idle."),
+        .init("auto_decided_at", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.decidedAtNs, "CLOCK_MONOTONIC of auto mode's last decision."),
+        .init("auto_workers", json: nil, .gauge, signed: \StatsFrame.auto.workers, "Live workers when auto mode last decided."),
+        .init("auto_blocked", json: nil, .gauge, signed: \StatsFrame.auto.blocked, "Blocked (or stuck) workers when auto mode last decided."),
+        .init("auto_queue_wait_p99", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.queueWaitP99Ns, "Pool queue-wait p99 when auto mode last decided."),
+        .init("auto_completions_per_s", json: nil, .gauge, unsigned: \StatsFrame.auto.completionsPerSecond, "Completions per second when auto mode last decided."),
+        .init("auto_change_pct", json: nil, .gauge, signed: \StatsFrame.auto.changePercent, "A judged probe's completions/s against its baseline, in percent."),
     ]
 
     /// One worker row, in ring order.

@@ -77,6 +77,8 @@ public struct StatsFrame: Sendable, Hashable {
     public var settings = EngineSettings()
     /// The built-in load, when one runs in the engine's process.
     public var load = LoadSample()
+    /// Auto mode: on or off, paused, and its last decision.
+    public var auto = AutoSample()
     /// Counts of workers whose slots have been reused; `totals` adds them in.
     public var retired = WorkerCounts()
     /// Queue-wait and service histograms of workers whose slots have been reused.

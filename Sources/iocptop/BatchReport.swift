@@ -51,6 +51,24 @@ struct BatchReport {
 
     // MARK: JSON
 
+    /// Auto mode: on or off, held back by an operator's key (seconds left), pool changes so far,
+    /// and the last decision with its reason, message and engine uptime.
+    var autoObject: JSONLine {
+        let auto = frame.auto
+        var object = JSONLine()
+        object.add("enabled", auto.enabled)
+        object.add("paused_s", Double(auto.pausedUntilNs > frame.timestampNs ? auto.pausedUntilNs - frame.timestampNs : 0) / 1e9, decimals: 1)
+        object.add("changes", auto.changes)
+        if auto.reason != .none {
+            object.add("decision", auto.action.name)
+            object.add("reason", auto.reason.name)
+            object.add("message", auto.message ?? "")
+            let ago = frame.timestampNs > auto.decidedAtNs ? frame.timestampNs - auto.decidedAtNs : 0
+            object.add("at_uptime_s", Double(frame.uptimeNs > ago ? frame.uptimeNs - ago : 0) / 1e9, decimals: 3)
+        }
+        return object
+    }
+
     /// The stable schema documented in README.md: the frame's fields as `FrameLayout` names
     /// them, then what is derived from two frames; keys are only ever appended.
     var json: String {
@@ -82,6 +100,7 @@ struct BatchReport {
             load.add(percentiles: rates.loadRoundTrip, prefix: "round_trip")
             line.add("load", object: load)
         }
+        line.add("auto", object: autoObject)
         line.add("warnings", objects: warnings.map { warning in
             var object = JSONLine()
             object.add("kind", warning.kind.rawValue)

@@ -270,6 +270,7 @@ final class DashboardMode {
         case .lessWork: command = .stepWork(by: -1)
         case .moreWork: command = .stepWork(by: 1)
         case .drain: command = .drain
+        case .toggleAuto: command = .toggleAuto
         default: return
         }
         let outcome = control.send(command)

@@ -36,7 +36,16 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Stats sampling (and dashboard refresh) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500
 
+    @Flag(help: "Auto mode: the pool sizes itself (the a key turns it on and off; see README).")
+    var auto = false
+
+    @Option(name: .customLong("max-workers"), parsing: .unconditional, help: "Auto mode grows the pool to at most this many workers.")
+    var maxWorkers = EngineConfiguration.maxWorkers
+
     func validate() throws {
+        guard (1...EngineConfiguration.maxWorkers).contains(maxWorkers) else {
+            throw ValidationError("--max-workers must be between 1 and \(EngineConfiguration.maxWorkers)")
+        }
         guard (50...60_000).contains(refreshMilliseconds) else {
             throw ValidationError("--refresh-ms must be between 50 and 60000")
         }
@@ -62,6 +71,8 @@ struct EngineOptions: ParsableArguments {
         configuration.maxConnections = maxConnections
         configuration.ioBufferSize = bufferSize
         configuration.statsPeriodMilliseconds = refreshMilliseconds
+        configuration.auto = auto
+        configuration.autoMaxWorkers = maxWorkers
         return configuration
     }
 }
