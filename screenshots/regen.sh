@@ -30,6 +30,11 @@ IOCPTOP=$PWD/.build/release/iocptop
 "$SHOT" --cols 120 --rows 32 --wait 6 --out screenshots/blocked.png -- \
   "$IOCPTOP" --port 0 --workers 2 --concurrency 2 --block-us 30000 --load 64 --refresh-ms 250
 
+# Auto mode at work: every completion blocks 20 ms; the pool grows from 2 workers and each
+# decision is on the status line and in the event log.
+"$SHOT" --cols 120 --rows 32 --wait 8 --out screenshots/auto.png -- \
+  "$IOCPTOP" --port 0 --workers 2 --concurrency 2 --block-us 20000 --load 64 --auto --refresh-ms 250
+
 # A narrow terminal in monochrome, sorted by completions per second.
 "$SHOT" --cols 80 --rows 24 --keys "sleep:3 s s s s" --wait 1 --out screenshots/mono-80x24.png -- \
   "$IOCPTOP" --port 0 --workers 4 --load 32 --no-color --refresh-ms 250

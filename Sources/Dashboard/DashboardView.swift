@@ -57,8 +57,8 @@ public struct DashboardView: Sendable {
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
         if frame.auto.enabled {
             let held = frame.auto.isPaused(at: frame.timestampNs)
-            let tag = held ? "AUTO held \((frame.auto.pausedUntilNs - frame.timestampNs + 999_999_999) / 1_000_000_000) s " : "AUTO "
-            screen.put(tag, x: screen.width - right.count - tag.count, y: 0, style: CellStyle(held ? .warning : .good, bold: true, reverse: !held))
+            let tag = held ? "AUTO held \((frame.auto.pausedUntilNs - frame.timestampNs + 999_999_999) / 1_000_000_000) s" : "AUTO"
+            screen.put(tag, x: screen.width - right.count - tag.count - 2, y: 0, style: CellStyle(held ? .warning : .good, bold: true, reverse: !held))
         }
 
         x = screen.put(" Workers ", x: 0, y: 1, style: label)

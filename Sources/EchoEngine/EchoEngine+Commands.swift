@@ -65,6 +65,7 @@ extension EchoEngine {
             state.queueWaitP99Ns = decision.queueWaitP99Ns
             state.completionsPerSecond = decision.completionsPerSecond
             state.changePercent = decision.changePercent
+            state.queued = decision.queued
         }
     }
 

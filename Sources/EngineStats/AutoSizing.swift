@@ -19,6 +19,8 @@ public struct AutoSample: Sendable, Hashable {
     public var blocked = 0
     public var queueWaitP99Ns: UInt64 = 0
     public var completionsPerSecond: UInt64 = 0
+    /// Packets queued in the port when it was taken.
+    public var queued = 0
     /// For a probe judged: completions/s of the probe against the baseline, in percent (signed).
     public var changePercent = 0
 
@@ -30,14 +32,14 @@ public struct AutoSample: Sendable, Hashable {
     /// Whether an operator's key holds auto mode back at `nowNs`.
     public func isPaused(at nowNs: UInt64) -> Bool { pausedUntilNs > nowNs }
 
-    /// The last decision as one line ("auto: +1 worker — 4 of 4 blocked, queue wait p99 180 ms"),
+    /// The last decision as one line ("auto: +1 worker — 4 of 4 blocked, 12 queued, queue wait p99 180 ms"),
     /// nil before the first.
     public var message: String? {
         let wait = Warnings.milliseconds(queueWaitP99Ns)
         switch reason {
         case .none: return nil
         case .starvation:
-            return "auto: +1 worker — \(blocked) of \(workers) blocked, queue wait p99 \(wait)"
+            return "auto: +1 worker — \(blocked) of \(workers) blocked, \(queued) queued, queue wait p99 \(wait)"
         case .probe:
             return "auto: +1 worker — trying \(workers + 1): \(blocked) of \(workers) blocked, queue wait p99 \(wait), \(completionsPerSecond) completions/s"
         case .revert:
@@ -175,6 +177,7 @@ public struct AutoPolicy: Sendable {
         decision.blocked = blocked + stuck
         decision.queueWaitP99Ns = waitP99
         decision.completionsPerSecond = UInt64(max(0, rates.completionsPerSecond.rounded()))
+        decision.queued = frame.port.queueDepth
 
         // 1. Starvation.
         let packetsWait = frame.port.queueDepth > 0 || waitP99 >= Self.starvationWaitNs

@@ -179,6 +179,7 @@ public enum FrameLayout {
         .init("auto_blocked", json: nil, .gauge, signed: \StatsFrame.auto.blocked, "Blocked (or stuck) workers when auto mode last decided."),
         .init("auto_queue_wait_p99", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.queueWaitP99Ns, "Pool queue-wait p99 when auto mode last decided."),
         .init("auto_completions_per_s", json: nil, .gauge, unsigned: \StatsFrame.auto.completionsPerSecond, "Completions per second when auto mode last decided."),
+        .init("auto_queued", json: nil, .gauge, signed: \StatsFrame.auto.queued, "Packets queued in the port when auto mode last decided."),
         .init("auto_change_pct", json: nil, .gauge, signed: \StatsFrame.auto.changePercent, "A judged probe's completions/s against its baseline, in percent."),
     ]
 

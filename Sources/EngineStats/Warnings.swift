@@ -46,10 +46,13 @@ public enum Warnings {
         let blocked = current.workers(in: .blocked)
         let wait = rates.queueWait.flatMap { $0.count >= minimumSamples ? $0 : nil }
         let waitsLong = (wait?.p99 ?? 0) >= longQueueWaitNs
+        // Auto mode on and not held back by the operator: it adds the workers itself.
+        let autoAdds = current.auto.enabled && !current.auto.isPaused(at: current.timestampNs)
         let waitText = wait.map { "queue wait p99 \(milliseconds($0.p99))" } ?? "queue \(current.port.queueDepth)"
         if live > 0, blocked == live, current.port.queueDepth > 0 || waitsLong {
             warnings.append(Warning(kind: .workersBlocked,
-                                    message: "all \(live) workers blocked while packets wait (\(waitText)): press + to add a worker"))
+                                    message: "all \(live) workers blocked while packets wait (\(waitText)): "
+                                        + (autoAdds ? "auto mode is adding workers" : "press + to add a worker")))
         } else if waitsLong, current.port.runningThreads >= current.port.concurrency {
             let cpus = min(max(1, current.settings.onlineCPUs), 1 << 16)
             if rates.processCPUPercent < Double(cpus) * 100 * cpuLeftShare {

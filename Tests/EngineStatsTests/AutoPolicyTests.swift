@@ -71,7 +71,7 @@ import Testing
         #expect(pool.live == 2 + decisions.count)
         let first = decisions[0]
         // 180 ms lands in the histogram bucket read back as 176 ms.
-        #expect(first.message?.hasPrefix("auto: +1 worker — 2 of 2 blocked, queue wait p99 17") == true, "\(first.message ?? "")")
+        #expect(first.message?.hasPrefix("auto: +1 worker — 2 of 2 blocked, 40 queued, queue wait p99 17") == true, "\(first.message ?? "")")
         let gaps = zip(decisions.dropFirst(), decisions).map { $0.decidedAtNs - $1.decidedAtNs }
         #expect(gaps.allSatisfy { $0 >= 450_000_000 }, "\(gaps)")
     }
