@@ -10,8 +10,9 @@ import Glibc
 /// most one torn record at the end. The file never grows past `maxBytes`: the recorder stops
 /// there and says so in `stopReason`.
 public final class FrameRecorder: @unchecked Sendable {
-    // @unchecked: `fd`, `written` and the reader belong to the recorder thread after `start`;
-    // `stopReason` is behind its mutex; `stopping` is atomic.
+    // @unchecked: `written` and the reader belong to the recorder thread after `start`;
+    // `stopReason`, `thread` and `running` are behind their mutexes; `stopping` and the missed
+    // count are atomic.
     public let path: String
     public let maxBytes: Int
     private let ring: StatsRing
@@ -19,38 +20,49 @@ public final class FrameRecorder: @unchecked Sendable {
     private var written = 0
     private var reader: StatsReader?
     private var thread = pthread_t()
-    private var started = false
+    /// Whether the thread runs (until `stop` has joined it); guarded with the join by its mutex.
+    private let running = Mutex(false)
     private let stopping = Atomic<Bool>(false)
     private let reason = Mutex<String?>(nil)
+    private let missedFrames = Atomic<UInt64>(0)
 
     /// Why recording stopped early (the size bound, a write error), or nil.
     public var stopReason: String? { reason.withLock { $0 } }
 
     /// Frames the recorder was too slow for (the ring overwrote them first).
-    public private(set) var missed: UInt64 = 0
+    // relaxed: a count read for a message; nothing else is published through it.
+    public var missed: UInt64 { missedFrames.load(ordering: .relaxed) }
 
     /// Creates `path` and writes the header. An existing file is never overwritten (an empty
-    /// one is used): a mistyped `--record` must not cost someone their file.
+    /// one is appended to): a mistyped `--record` must not cost someone their file.
     /// - Throws: a one-line description when the file cannot be written.
     public init(path: String, ring: StatsRing, maxBytes: Int) throws(RecorderError) {
         self.path = path
         self.ring = ring
         self.maxBytes = maxBytes
-        var descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // O_APPEND: even a file that gains bytes between the check and the write is not overwritten.
+        let flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW
+        var created = true
+        var descriptor = open(path, flags | O_CREAT | O_EXCL, 0o644)
         if descriptor < 0 && errno == EEXIST {
-            var status = stat()
-            guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_size == 0 else {
-                throw RecorderError(message: "\(path) already exists: not overwritten (remove it or record to another file)")
-            }
-            descriptor = open(path, O_WRONLY | O_CLOEXEC)
+            created = false
+            descriptor = open(path, flags)
+        }
+        guard descriptor >= 0 else { throw RecorderError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_size == 0 else {
+            close(descriptor)
+            throw RecorderError(message: "\(path) already exists: not overwritten (remove it or record to another file)")
+        }
+        let header = FrameRecording.header(identity: ring.identity)
+        guard header.count <= maxBytes, Self.append(header, to: descriptor) else {
+            let code = header.count <= maxBytes ? errno : EFBIG
+            close(descriptor)
+            if created { unlink(path) }
+            throw RecorderError(message: "cannot write \(path): \(String(cString: strerror(code)))")
         }
         fd = descriptor
-        guard fd >= 0 else { throw RecorderError(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        let header = FrameRecording.header(identity: ring.identity)
-        guard header.count <= maxBytes, append(header) else {
-            close(fd)
-            throw RecorderError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        written = header.count
     }
 
     deinit {
@@ -59,21 +71,34 @@ public final class FrameRecorder: @unchecked Sendable {
     }
 
     /// Starts following the ring from its newest frame (the first frame when there is none yet).
+    /// The thread holds the recorder until `stop`: call it (or `finish`) when done.
     public func start() {
-        guard !started else { return }
-        started = true
-        reader = StatsReader(ring: ring, startingAt: Int64(max(1, ring.newest)))
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            Unmanaged<FrameRecorder>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, box)
+        running.withLock { running in
+            guard !running, !stopping.load(ordering: .relaxed) else { return }
+            reader = StatsReader(ring: ring, startingAt: Int64(max(1, ring.newest)))
+            let box = Unmanaged.passRetained(self)
+            let status = pthread_create(&thread, nil, { raw in
+                Unmanaged<FrameRecorder>.fromOpaque(raw!).takeRetainedValue().run()
+                return nil
+            }, box.toOpaque())
+            if status == 0 {
+                running = true
+            } else {
+                box.release()
+                reason.withLock { $0 = "recording not started: cannot create its thread (\(String(cString: strerror(status))))" }
+            }
+        }
     }
 
-    /// Writes what is left in the ring and stops.
+    /// Writes what is left in the ring and stops; returns once the thread has ended.
     public func stop() {
-        guard started, !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        pthread_join(thread, nil)
+        running.withLock { running in
+            // releasing: pairs with the thread's acquiring load of `stopping`.
+            stopping.store(true, ordering: .releasing)
+            guard running else { return }
+            pthread_join(thread, nil)
+            running = false
+        }
     }
 
     private func run() {
@@ -93,7 +118,8 @@ public final class FrameRecorder: @unchecked Sendable {
                     return
                 }
             }
-            missed = reader.missed
+            // relaxed: see `missed`.
+            missedFrames.store(reader.missed, ordering: .relaxed)
             if last { return }
             // Half a sampling period (at most 50 ms, so `stop` returns soon): every frame is read
             // long before the ring laps it.
@@ -103,6 +129,12 @@ public final class FrameRecorder: @unchecked Sendable {
 
     /// One `write` (retried on a partial write): true when every byte went out.
     private func append(_ bytes: [UInt8]) -> Bool {
+        guard Self.append(bytes, to: fd) else { return false }
+        written += bytes.count
+        return true
+    }
+
+    private static func append(_ bytes: [UInt8], to fd: CInt) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -110,7 +142,6 @@ public final class FrameRecorder: @unchecked Sendable {
             if n <= 0 { return false }
             offset += n
         }
-        written += bytes.count
         return true
     }
 }

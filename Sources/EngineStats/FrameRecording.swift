@@ -8,7 +8,7 @@ import Glibc
 /// layout version it was written with, the engine's identity, then the field table (for each
 /// frame field and each worker field: name, kind, unit, width in words) — closed by an FNV-1a
 /// checksum of everything before it. Then one record per frame: a 4-byte payload length, a
-/// 4-byte FNV-1a checksum of the payload, and the payload: the frame's fields in the order of the
+/// 4-byte checksum of the payload (the low half of its 64-bit FNV-1a), and the payload: the frame's fields in the order of the
 /// file's own field table (each word a LEB128 varint, each histogram its non-empty buckets as
 /// index gap and count), the worker count, the worker rows. A reader maps fields by name, so
 /// a recording made before a field was added still replays (the new field reads as zero), and
@@ -27,6 +27,8 @@ public enum FrameRecording {
         case notARecording
         case futureVersion(UInt64)
         case damagedHeader
+        case notAFile
+        case tooLarge(Int)
 
         public var description: String {
             switch self {
@@ -35,7 +37,9 @@ public enum FrameRecording {
             case .notARecording: "not an iocptop recording"
             case .futureVersion(let version):
                 "recording format \(version) is newer than this iocptop reads (\(formatVersion)); use a newer iocptop"
-            case .damagedHeader: "the recording's header is damaged (checksum mismatch)"
+            case .damagedHeader: "the recording's header is damaged or incomplete"
+            case .notAFile: "not a regular file"
+            case .tooLarge(let size): "\(size / 1_000_000) MB is larger than iocptop reads (\(largestFile / 1_000_000) MB)"
             }
         }
     }
@@ -115,39 +119,74 @@ public enum FrameRecording {
 
     // MARK: reading
 
-    /// A recording read whole: its engine, its frames, and where (if anywhere) it stopped early.
+    /// A recording read: its engine, its whole frames (kept encoded, decoded on demand: a frame
+    /// decoded takes ~12× its encoded size), and where (if anywhere) it stopped early.
     public struct Contents: Sendable {
         public var identity: EngineIdentity
-        public var frames: [StatsFrame]
         /// CLOCK_REALTIME and CLOCK_MONOTONIC (ns) read together when the recording started.
         public var realtimeNs: UInt64 = 0
         public var monotonicNs: UInt64 = 0
-
-        /// A frame's wall-clock time (ns since the epoch).
-        public func wallClockNs(of frame: StatsFrame) -> UInt64 { realtimeNs &+ (frame.timestampNs &- monotonicNs) }
         /// Set when the file ends in a torn or damaged record: what was wrong, at which byte.
         public var truncation: String?
+        /// Each whole frame's CLOCK_MONOTONIC timestamp, in order.
+        public let timestamps: [UInt64]
+        private let bytes: [UInt8]
+        private let records: [Range<Int>]
+        private let frameColumns: [Column]
+        private let workerColumns: [Column]
+
+        init(identity: EngineIdentity, realtimeNs: UInt64, monotonicNs: UInt64, truncation: String?, timestamps: [UInt64],
+             bytes: [UInt8], records: [Range<Int>], frameColumns: [Column], workerColumns: [Column]) {
+            (self.identity, self.realtimeNs, self.monotonicNs, self.truncation, self.timestamps) =
+                (identity, realtimeNs, monotonicNs, truncation, timestamps)
+            (self.bytes, self.records, self.frameColumns, self.workerColumns) = (bytes, records, frameColumns, workerColumns)
+        }
+
+        /// Whole frames in the recording.
+        public var count: Int { records.count }
+
+        /// The frame at `index` (0 ..< count). Every record was checked when the file was read.
+        public func frame(at index: Int) -> StatsFrame {
+            decode(bytes[records[index]], frameColumns, workerColumns) ?? StatsFrame()
+        }
+
+        /// Every frame, decoded (for small recordings and tests).
+        public var frames: [StatsFrame] { (0..<count).map(frame(at:)) }
+
+        /// A frame's wall-clock time (ns since the epoch), from its monotonic timestamp.
+        public func wallClockNs(ofTimestamp timestampNs: UInt64) -> UInt64 { realtimeNs &+ (timestampNs &- monotonicNs) }
+        public func wallClockNs(of frame: StatsFrame) -> UInt64 { wallClockNs(ofTimestamp: frame.timestampNs) }
     }
+
+    /// Largest recording read (`--record-max-mb` stops writers below it).
+    public static let largestFile = 4_000_000_000
 
     /// Reads a recording. Whole records are returned even when the tail is torn.
     public static func read(path: String) throws(ReadError) -> Contents {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(path, errno) }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw .unreadable(path, errno) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw .notAFile }
+        guard Int(status.st_size) <= largestFile else { throw .tooLarge(Int(status.st_size)) }
+        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw .unreadable(path, errno) }
             if n == 0 { break }
-            bytes += chunk[0..<n]
+            filled += n
         }
+        // A file that shrank while being read: what was read.
+        bytes.removeLast(bytes.count - filled)
         return try parse(bytes)
     }
 
-    /// A recorded field: where it sits in a record, and the current field of the same name.
-    private struct Column {
+    /// A recorded field: its width in the file, and the current field of the same name, kind,
+    /// unit and width (nil: a field this iocptop does not know, skipped).
+    struct Column: Sendable {
         var width: Int
         var frameField: FrameField<StatsFrame>?
         var workerField: FrameField<WorkerSample>?
@@ -175,19 +214,26 @@ public enum FrameRecording {
             guard let count = input.word(), count <= 4096 else { throw .damagedHeader }
             var result: [Column] = []
             for _ in 0..<count {
-                guard let (name, width) = input.field(), width >= 1, width <= 4096 else { throw .damagedHeader }
-                let match = current.first { $0.name == name && $0.width == width }
-                result.append(make(width, match))
+                guard let field = input.field(), field.width >= 1, field.width <= 4096 else { throw .damagedHeader }
+                let match = current.first {
+                    $0.name == field.name && $0.width == field.width && $0.kind.rawValue == field.kind && $0.unit.rawValue == field.unit
+                }
+                result.append(make(field.width, match))
             }
             return result
         }
         let frameColumns = try columns(FrameLayout.frameFields) { Column(width: $0, frameField: $1) }
         let workerColumns = try columns(FrameLayout.workerFields) { Column(width: $0, workerField: $1) }
+        // A frame is nothing without its number and its time.
+        for required in ["frame", "timestamp"] where !frameColumns.contains(where: { $0.frameField?.name == required }) {
+            throw .damagedHeader
+        }
         let headerEnd = input.offset
         guard let sum = input.word(), sum == checksum(bytes[0..<headerEnd]) else { throw .damagedHeader }
         identity.layoutVersion = FrameLayout.version
 
-        var frames: [StatsFrame] = []
+        var records: [Range<Int>] = []
+        var timestamps: [UInt64] = []
         var truncation: String?
         while input.offset < bytes.count {
             let start = input.offset
@@ -195,6 +241,7 @@ public enum FrameRecording {
                 truncation = "torn record header at byte \(start)"
                 break
             }
+            let payloadStart = input.offset
             guard Int(length) <= largestRecord, let payload = input.take(Int(length)) else {
                 truncation = "torn record at byte \(start) (\(length) bytes announced, \(bytes.count - start - 8) left)"
                 break
@@ -204,24 +251,40 @@ public enum FrameRecording {
                 truncation = "damaged record at byte \(start) (checksum mismatch)"
                 break
             }
-            frames.append(frame)
+            records.append(payloadStart..<input.offset)
+            timestamps.append(frame.timestampNs)
         }
-        return Contents(identity: identity, frames: frames, realtimeNs: realtime, monotonicNs: monotonic, truncation: truncation)
+        return Contents(identity: identity, realtimeNs: realtime, monotonicNs: monotonic, truncation: truncation,
+                        timestamps: timestamps, bytes: bytes, records: records,
+                        frameColumns: frameColumns, workerColumns: workerColumns)
     }
 
-    private static func decode(_ payload: ArraySlice<UInt8>, _ frameColumns: [Column], _ workerColumns: [Column]) -> StatsFrame? {
+    fileprivate static func decode(_ payload: ArraySlice<UInt8>, _ frameColumns: [Column], _ workerColumns: [Column]) -> StatsFrame? {
         var input = ByteReader(bytes: Array(payload))
         var frame = StatsFrame()
         for column in frameColumns {
+            guard let field = column.frameField else {
+                guard input.skipField(width: column.width) else { return nil }
+                continue
+            }
             guard let words = input.fieldWords(width: column.width) else { return nil }
-            if let field = column.frameField { field.set(words: words, in: &frame) }
+            field.set(words: words, in: &frame)
         }
-        guard let count = input.varint(), count <= 4096 else { return nil }
+        // Each worker takes at least one byte per column: a count the bytes left cannot hold is
+        // garbage (and must not make a 10-byte record decode into thousands of rows).
+        guard let count = input.varint(), count <= 4096,
+              workerColumns.isEmpty ? count == 0 : count <= UInt64((input.bytes.count - input.offset) / workerColumns.count)
+        else { return nil }
+        frame.workers.reserveCapacity(Int(count))
         for _ in 0..<count {
             var worker = WorkerSample()
             for column in workerColumns {
+                guard let field = column.workerField else {
+                    guard input.skipField(width: column.width) else { return nil }
+                    continue
+                }
                 guard let words = input.fieldWords(width: column.width) else { return nil }
-                if let field = column.workerField { field.set(words: words, in: &worker) }
+                field.set(words: words, in: &worker)
             }
             frame.workers.append(worker)
         }
@@ -326,8 +389,20 @@ struct ByteReader {
         return String(decoding: slice, as: UTF8.self)
     }
 
-    mutating func field() -> (String, Int)? {
-        guard let name = string(), string() != nil, string() != nil, let width = word(), width <= 1 << 20 else { return nil }
-        return (name, Int(width))
+    mutating func field() -> (name: String, kind: String, unit: String, width: Int)? {
+        guard let name = string(), let kind = string(), let unit = string(), let width = word(), width <= 1 << 20 else { return nil }
+        return (name, kind, unit, Int(width))
+    }
+
+    /// Skips a field this iocptop does not know, without allocating: false when it does not fit.
+    mutating func skipField(width: Int) -> Bool {
+        guard width > 1 else { return varint() != nil }
+        guard let used = varint(), used <= UInt64(width) else { return false }
+        var index: UInt64 = 0
+        for _ in 0..<used {
+            guard let gap = varint(), varint() != nil, gap <= UInt64(width) - index else { return false }
+            index += gap
+        }
+        return index < UInt64(width) || used == 0
     }
 }

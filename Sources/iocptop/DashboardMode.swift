@@ -116,7 +116,7 @@ final class DashboardMode {
             }
         }
         load.stop()
-        if attachedTo == nil {
+        if attachedTo == nil, replay == nil {
             model.status = "quitting: draining the engine…"
             render()
         }
@@ -130,13 +130,16 @@ final class DashboardMode {
         let position = replay.position
         let changed = position != replayShown
         if changed {
-            if position == replayShown + 1 {
-                ingest(replay.frames[position])
+            if position > replayShown, position - replayShown <= DashboardModel.historyLength {
+                // Forward (playing, a step, a fast speed): take in the frames passed, in order.
+                for index in (replayShown + 1)...position { ingest(replay.frame(at: index)) }
             } else {
-                // A jump (back, or far ahead): rebuild rates and history up to the position.
+                // Back, or far ahead: rebuild rates, history and events from the frames before.
                 model.clearFrames()
                 knownExited = []
-                for index in max(0, position - DashboardModel.historyLength)...position { model.ingest(replay.frames[index]) }
+                for index in max(0, position - DashboardModel.historyLength)...position { model.ingest(replay.frame(at: index)) }
+                // The rebuild's notes (auto decisions) are history, not news.
+                model.status = replayStatus
             }
             replayShown = position
         }

@@ -10,7 +10,8 @@ struct RecordOptions: ParsableArguments {
     var maxMegabytes = 256
 
     func validate() throws {
-        guard (1...1_000_000).contains(maxMegabytes) else { throw ValidationError("--record-max-mb must be between 1 and 1000000") }
+        // iocptop replay reads files up to FrameRecording.largestFile (4000 MB).
+        guard (1...4000).contains(maxMegabytes) else { throw ValidationError("--record-max-mb must be between 1 and 4000") }
     }
 
     /// The recorder for `ring`, started; nil without --record. One line and exit 1 when the file
@@ -33,5 +34,6 @@ extension FrameRecorder {
     func finish() {
         stop()
         if let stopReason { printError("iocptop: \(stopReason)") }
+        if missed > 0 { printError("iocptop: the recording lacks \(missed) frames the ring overwrote before they were written") }
     }
 }

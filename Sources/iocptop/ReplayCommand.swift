@@ -31,19 +31,20 @@ struct ReplayCommand: ParsableCommand {
             printError("iocptop: \(file): \(error)")
             throw ExitCode(1)
         }
-        if let truncation = contents.truncation {
-            printError("iocptop: \(file): \(truncation): replaying the \(contents.frames.count) whole frames before it")
-        }
-        guard !contents.frames.isEmpty else {
-            printError("iocptop: \(file): the recording holds no frame")
+        guard contents.count > 0 else {
+            printError("iocptop: \(file): the recording holds no whole frame" + (contents.truncation.map { " (\($0))" } ?? ""))
             throw ExitCode(1)
         }
-        let dashboard = display.wantsDashboard()
-        let signals = StopSignals(resize: dashboard)
-        guard dashboard else {
+        if let truncation = contents.truncation {
+            printError("iocptop: \(file): \(truncation): replaying the \(contents.count) whole frames before it")
+        }
+        guard display.wantsDashboard() else {
+            // Ctrl-C and a closed pipe end the export as they would `cat`: no signal is blocked.
+            signal(SIGPIPE, SIG_IGN)
             printBatch(contents)
             return
         }
+        let signals = StopSignals(resize: true)
         let replay = ReplaySource(contents: contents)
         let mode: DashboardMode
         do {
@@ -61,8 +62,9 @@ struct ReplayCommand: ParsableCommand {
     /// before it. Stops early when stdout closes.
     private func printBatch(_ contents: FrameRecording.Contents) {
         var previous: StatsFrame?
-        for (index, frame) in contents.frames.enumerated() {
+        for index in 0..<contents.count {
             if display.iterations > 0, index >= display.iterations { return }
+            let frame = contents.frame(at: index)
             let rates = FrameRates(previous: previous, current: frame)
             let report = BatchReport(identity: contents.identity, frame: frame, rates: rates,
                                      warnings: Warnings.evaluate(previous: previous, current: frame, rates: rates))

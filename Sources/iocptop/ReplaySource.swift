@@ -13,7 +13,11 @@ import Glibc
 /// suspended, say) are played as that long.
 final class ReplaySource: FrameSource {
     let contents: FrameRecording.Contents
-    var frames: [StatsFrame] { contents.frames }
+    /// Frames in the recording.
+    var count: Int { contents.count }
+    /// The frame at `index`, decoded from the recording.
+    func frame(at index: Int) -> StatsFrame { contents.frame(at: index) }
+    private var timestamps: [UInt64] { contents.timestamps }
     /// Index of the frame shown.
     private(set) var position = 0
     private(set) var playing = true
@@ -28,16 +32,16 @@ final class ReplaySource: FrameSource {
 
     /// A recording with at least one frame.
     init(contents: FrameRecording.Contents) {
-        precondition(!contents.frames.isEmpty, "ReplaySource needs a frame")
+        precondition(contents.count > 0, "ReplaySource needs a frame")
         self.contents = contents
     }
 
     // MARK: FrameSource
 
     var identity: EngineIdentity { contents.identity }
-    var newest: UInt64 { frames[position].number }
-    func latest() -> StatsFrame? { frames[position] }
-    func recent(_ count: Int) -> [StatsFrame] { Array(frames[max(0, position - count + 1)...position]) }
+    var newest: UInt64 { frame(at: position).number }
+    func latest() -> StatsFrame? { frame(at: position) }
+    func recent(_ count: Int) -> [StatsFrame] { (max(0, position - count + 1)...position).map(frame(at:)) }
     var ended: String? { nil }
     var endDescriptor: Int32 { -1 }
 
@@ -48,8 +52,8 @@ final class ReplaySource: FrameSource {
         defer { lastTickNs = nowNs }
         guard playing else { return }
         elapsedNs += Double(max(0, nowNs - lastTickNs)) * speed
-        while position + 1 < frames.count {
-            let gap = Double(min(Self.longestGapNs, frames[position + 1].timestampNs &- frames[position].timestampNs))
+        while position + 1 < count {
+            let gap = gapNs(after: position)
             guard elapsedNs >= gap else { return }
             elapsedNs -= gap
             position += 1
@@ -60,36 +64,44 @@ final class ReplaySource: FrameSource {
 
     /// Milliseconds until the next frame is due (for the view's poll), or nil when paused.
     var millisecondsToNextFrame: Int? {
-        guard playing, position + 1 < frames.count else { return nil }
-        let gap = Double(min(Self.longestGapNs, frames[position + 1].timestampNs &- frames[position].timestampNs))
+        guard playing, position + 1 < count else { return nil }
+        let gap = gapNs(after: position)
         return Int(max(0, (gap - elapsedNs) / speed / 1e6)) + 1
     }
 
+    /// The recorded time from frame `index` to the next, as played (at most `longestGapNs`).
+    private func gapNs(after index: Int) -> Double {
+        let gap = timestamps[index + 1] > timestamps[index] ? timestamps[index + 1] - timestamps[index] : 0
+        return Double(min(Self.longestGapNs, gap))
+    }
+
     /// A replay key: space, ← →, [ ], Home, End. True when the key was the replay's.
-    func handle(_ key: Int32) -> Bool {
+    func handle(_ key: Int32, nowNs: Int64 = CIOURing_now_ns()) -> Bool {
         switch key {
         case Int32(UInt8(ascii: " ")):
-            if !playing && position + 1 == frames.count { position = 0 }  // at the end: again from the start
+            if !playing && position + 1 == count { position = 0 }  // at the end: again from the start
             playing.toggle()
-        case Self.keyLeft: jump(to: position - 1)
-        case Self.keyRight: jump(to: position + 1)
+        case Self.keyLeft: step(to: position - 1)
+        case Self.keyRight: step(to: position + 1)
         case Int32(UInt8(ascii: "[")): speedIndex = max(0, speedIndex - 1)
         case Int32(UInt8(ascii: "]")): speedIndex = min(Self.speeds.count - 1, speedIndex + 1)
-        case KeyMap.keyHome: jump(to: 0)
-        case KeyMap.keyEnd: jump(to: frames.count - 1)
+        case KeyMap.keyHome: position = 0
+        case KeyMap.keyEnd: position = count - 1
         default: return false
         }
+        // Playing resumes from this moment, not from the last tick before the key.
         elapsedNs = 0
+        lastTickNs = nowNs
         return true
     }
 
     static let keyLeft: Int32 = 0o404
     static let keyRight: Int32 = 0o405
 
-    /// Stepping pauses; jumping to the start or the end keeps playing (or pausing).
-    private func jump(to index: Int) {
-        if abs(index - position) == 1 { playing = false }
-        position = min(frames.count - 1, max(0, index))
+    /// One frame back or forward, paused there. Home and End keep playing (or pausing).
+    private func step(to index: Int) {
+        playing = false
+        position = min(count - 1, max(0, index))
     }
 
     // MARK: showing
@@ -97,11 +109,11 @@ final class ReplaySource: FrameSource {
     /// The status line's timeline: play state, speed, recorded wall-clock time, position and a bar.
     func timeline(barWidth: Int, unicode: Bool) -> String {
         let state = playing ? (unicode ? "▶" : ">") : (unicode ? "❚❚" : "||")
-        let frame = frames[position]
-        let filled = frames.count <= 1 ? barWidth : barWidth * position / (frames.count - 1)
+        let frame = frame(at: position)
+        let filled = count <= 1 ? barWidth : barWidth * position / (count - 1)
         let bar = String(repeating: unicode ? "━" : "=", count: filled) + String(repeating: unicode ? "─" : "-", count: barWidth - filled)
         return "replay \(state) ×\(Self.speedLabel(speed)) · \(Self.clock(contents.wallClockNs(of: frame)))"
-            + " · frame \(position + 1)/\(frames.count) [\(bar)]"
+            + " · frame \(position + 1)/\(count) [\(bar)]"
             + (frame.engine.drained ? " · drained" : frame.engine.draining ? " · draining" : "")
     }
 

@@ -31,8 +31,13 @@ import Glibc
         #expect(replayed.count >= live.count, "\(replay.lines.suffix(3))")
         let byFrame = Dictionary(replayed.map { ($0["frame"] as? Int ?? -1, $0) }, uniquingKeysWith: { first, _ in first })
         var compared = 0
+        var livePrevious: Int?
         for frame in live {
             let number = try #require(frame["frame"] as? Int)
+            defer { livePrevious = number }
+            // The live run printed each frame against the one it printed before; the replay,
+            // against the one recorded before. They agree where the live run skipped none.
+            guard livePrevious == number - 1 else { continue }
             let again = try #require(byFrame[number], "frame \(number) was recorded")
             #expect(again["completions"] as? Int == frame["completions"] as? Int, "frame \(number)")
             #expect(again["workers_live"] as? Int == 3)
@@ -47,7 +52,7 @@ import Glibc
             #expect(differing.isEmpty, "frame \(number): \(differing.map { "\($0): \(frame[$0]!) vs \(again[$0] ?? "none")" })")
             compared += 1
         }
-        #expect(compared == 8)
+        #expect(compared >= 4, "\(compared) frames compared")
         #expect((live.last?["completions"] as? Int ?? 0) > 0, "the load was echoed")
 
         // --iterations and the text tables.
@@ -61,13 +66,18 @@ import Glibc
         defer { sandbox.remove() }
         let path = sandbox.path + "/run.rec"
         _ = try recordedRun(sandbox, to: path, iterations: 10)
-        let whole = size(path)
-        #expect(truncate(path, off_t(whole * 6 / 10)) == 0)
+        let wholeSize = size(path)
+        _ = try ChildProcess(shell: "exec cp '\(path)' '\(path).whole'").waitForExit()
+        #expect(truncate(path, off_t(wholeSize * 6 / 10)) == 0)
         let replay = try ChildProcess(shell: "exec '\(iocptopPath)' replay '\(path)' --batch --json")
         #expect(replay.waitForExit() == 0)
         let frames = jsonObjects(replay.lines)
-        #expect(!frames.isEmpty && frames.count < 10, "\(frames.count)")
-        #expect(frames.map { $0["frame"] as? Int ?? 0 } == Array(1...frames.count))
+        let wholeRun = try ChildProcess(shell: "exec '\(iocptopPath)' replay '\(path).whole' --batch --json 2>/dev/null")
+        #expect(wholeRun.waitForExit() == 0)
+        let whole = jsonObjects(wholeRun.lines)
+        #expect(!frames.isEmpty && frames.count < whole.count, "\(frames.count) of \(whole.count)")
+        let first = frames.first?["frame"] as? Int ?? 0
+        #expect(frames.map { $0["frame"] as? Int ?? 0 } == Array(first..<(first + frames.count)))
         let said = replay.lines.filter { $0.hasPrefix("iocptop:") }
         #expect(said.count == 1 && said[0].contains("torn record at byte") && said[0].contains("\(frames.count) whole frames"), "\(said)")
     }
@@ -122,12 +132,12 @@ import Glibc
         // The file grows while the dashboard runs.
         var sizes: [Int] = []
         let deadline = ContinuousClock.now + .seconds(20)
-        while sizes.count < 4 && ContinuousClock.now < deadline {
+        while sizes.count < 8 && ContinuousClock.now < deadline {
             let now = size(path)
             if now > (sizes.last ?? 0) { sizes.append(now) }
             usleep(150_000)
         }
-        #expect(sizes.count == 4, "the recording grew: \(sizes)")
+        #expect(sizes.count == 8, "the recording grew: \(sizes)")
         try tmux.press("q")
         #expect(tmux.waitFor { $0.contains("EXIT=0") } != nil, "\(tmux.screen())")
         try tmux.type("clear")
@@ -136,8 +146,11 @@ import Glibc
         // The recorded workers, and the timeline.
         var screen = tmux.waitFor { $0.contains("REPLAY") && $0.contains("replay ") && $0.contains("frame ") && $0.contains("    2 ") }
         #expect(screen != nil, "\(tmux.screen())")
-        // Stepping pauses: from the first frame, one forward.
+        // At the end playing stops; Home keeps it stopped; stepping pauses.
+        try tmux.press("End")
+        #expect(tmux.waitFor { $0.contains("replay ❚❚") && self.position($0) == self.totalFrames($0) } != nil, "\(tmux.screen())")
         try tmux.press("Home")
+        #expect(tmux.waitFor { $0.contains("replay ❚❚") && self.position($0) == 1 } != nil, "\(tmux.screen())")
         try tmux.press("Right")
         screen = tmux.waitFor { $0.contains("replay ❚❚") && self.position($0) == 2 }
         #expect(screen != nil, "\(tmux.screen())")
@@ -163,7 +176,7 @@ import Glibc
         // Playing from the start at ×2 moves the position forward by itself.
         try tmux.press("Home")
         try tmux.press("Space")
-        #expect(tmux.waitFor { ($0.contains("replay ▶") && (self.position($0) ?? 0) > 3) } != nil, "\(tmux.screen())")
+        #expect(tmux.waitFor { (self.position($0) ?? 0) > 3 } != nil, "\(tmux.screen())")
         // Acting keys are refused, and say so.
         try tmux.press("+")
         #expect(tmux.waitFor { $0.contains("replay: read-only") } != nil, "\(tmux.screen())")

@@ -195,4 +195,68 @@ import Glibc
         #expect(cut.truncation == nil)
         #expect(cut.frames.count >= 4 && cut.frames.count <= 6, "\(cut.frames.count)")
     }
+
+    /// A header whose tables are written by hand: `frame` and `timestamp`, and the given worker
+    /// columns.
+    func handMadeHeader(workerColumns: [(String, Int)], frameColumns: [(String, Int)] = [("frame", 1), ("timestamp", 1)]) -> [UInt8] {
+        var out = ByteWriter()
+        out.word(FrameRecording.magic)
+        out.word(FrameRecording.formatVersion)
+        out.word(FrameLayout.version)
+        out.word(1); out.word(2); out.word(500_000_000)
+        out.string("epoll"); out.string("127.0.0.1:9"); out.string("")
+        out.word(0); out.word(0)
+        out.word(UInt64(frameColumns.count))
+        for (name, width) in frameColumns {
+            let field = FrameLayout.frameFields.first { $0.name == name }
+            out.field(name, field?.kind ?? .gauge, field?.unit ?? .none, width)
+        }
+        out.word(UInt64(workerColumns.count))
+        for (name, width) in workerColumns { out.field(name, .gauge, .none, width) }
+        out.word(FrameRecording.checksum(out.bytes))
+        return out.bytes
+    }
+
+    func framed(_ payload: [UInt8]) -> [UInt8] {
+        var out = ByteWriter()
+        out.u32(UInt32(payload.count))
+        out.u32(UInt32(truncatingIfNeeded: FrameRecording.checksum(payload)))
+        return out.bytes + payload
+    }
+
+    @Test func hostileTablesAndRecordsAreRefusedWithoutBlowingUp() throws {
+        // No frame number or timestamp in the table: not a usable recording.
+        #expect(throws: FrameRecording.ReadError.damagedHeader) {
+            try FrameRecording.parse(handMadeHeader(workerColumns: [], frameColumns: []))
+        }
+        // An empty worker table and a record claiming 4096 workers in two bytes: damaged, not
+        // 4096 rows.
+        var payload = ByteWriter()
+        payload.varint(1); payload.varint(1_000)
+        payload.varint(4096)
+        let zeroColumns = try FrameRecording.parse(handMadeHeader(workerColumns: []) + framed(payload.bytes))
+        #expect(zeroColumns.count == 0 && zeroColumns.truncation != nil)
+        // Columns this iocptop does not know, 4096 words wide, are skipped without allocating.
+        var wide = ByteWriter()
+        wide.varint(1); wide.varint(1_000)
+        wide.varint(1)
+        wide.varint(0)  // the unknown histogram: no bucket used
+        let skipped = try FrameRecording.parse(handMadeHeader(workerColumns: [("from_the_future", 4096)]) + framed(wide.bytes))
+        #expect(skipped.count == 1 && skipped.frame(at: 0).workers.count == 1)
+        // Mutated records with valid checksums: read or refused, never a trap; the frames read
+        // are whole.
+        var generator = SeededGenerator(seed: 2026)
+        let good = FrameRecording.record(recordedFrame(number: 9))
+        let header = FrameRecording.header(identity: identity())
+        for _ in 0..<2000 {
+            var body = Array(good.dropFirst(8))
+            for _ in 0..<Int.random(in: 1...6, using: &generator) {
+                body[Int.random(in: 0..<body.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            if Bool.random(using: &generator) { body.removeLast(Int.random(in: 0...min(40, body.count), using: &generator)) }
+            let contents = try FrameRecording.parse(header + framed(body))
+            #expect(contents.count <= 1)
+            if contents.count == 1 { _ = contents.frame(at: 0) }
+        }
+    }
 }
