@@ -154,8 +154,9 @@ public final class EchoEngine: @unchecked Sendable {
         identity.periodNs = sampler.periodNs
         stats.describe(identity)
         for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
-        if configuration.countsWorkerActivity { sampler.start() }
+        // Before the first frame, so that every frame of an --auto engine says so.
         if configuration.auto { _ = apply(.setAuto(true), origin: .auto) }
+        if configuration.countsWorkerActivity { sampler.start() }
         do {
             try port.acceptMultishot(on: listener.fd, context: 0)
         } catch {
