@@ -57,7 +57,7 @@ public struct DashboardView: Sendable {
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
         if frame.auto.enabled {
             let held = frame.auto.isPaused(at: frame.timestampNs)
-            let tag = held ? "AUTO held \((frame.auto.pausedUntilNs - frame.timestampNs + 999_999_999) / 1_000_000_000) s" : "AUTO"
+            let tag = held ? "AUTO held \(frame.auto.secondsHeld(at: frame.timestampNs)) s" : "AUTO"
             screen.put(tag, x: screen.width - right.count - tag.count - 2, y: 0, style: CellStyle(held ? .warning : .good, bold: true, reverse: !held))
         }
 

@@ -17,17 +17,23 @@ final class AutoSizer: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread = pthread_t()
 
-    init(engine: EchoEngine, maxWorkers: Int) {
+    /// Starts the thread; nil when it cannot be created.
+    init?(engine: EchoEngine, maxWorkers: Int) {
         self.engine = engine
         ring = engine.stats
         policy = AutoPolicy(maxWorkers: maxWorkers)
-        pthread_create(&thread, nil, { raw in
+        let box = Unmanaged.passRetained(self)
+        guard pthread_create(&thread, nil, { raw in
             Unmanaged<AutoSizer>.fromOpaque(raw!).takeRetainedValue().run()
             return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+        }, box.toOpaque()) == 0 else {
+            box.release()
+            return nil
+        }
     }
 
-    /// Stops the thread and waits for it (not from the sizer's own thread).
+    /// Stops the thread and waits for it (called on the thread itself, by the engine's deinit
+    /// when it held the last reference, it detaches instead).
     func stop() {
         // acquiring-and-releasing: one caller joins; the store pairs with the loop's acquiring load.
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -56,13 +62,10 @@ final class AutoSizer: @unchecked Sendable {
                 }
                 let rates = FrameRates(previous: previous, current: frame)
                 guard let decision = policy.decide(frame: frame, rates: rates) else { continue }
-                let outcome = engine.apply(decision.action == .add ? .addWorker : .retireWorker, origin: .auto)
-                if outcome.succeeded {
-                    engine.recordAutoDecision(decision)
-                } else {
-                    policy.reset()
-                }
+                if !engine.applyAutoDecision(decision) { policy.reset() }
             }
+            // The engine is gone (its deinit stops the sampler: no frame would come again).
+            if engine == nil { return }
             // Half a sampling period, at most 50 ms so that `stop` returns soon.
             usleep(useconds_t(min(50_000, max(5_000, ring.identity.clampedPeriodNs / 2_000))))
         }

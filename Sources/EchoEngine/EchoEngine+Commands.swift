@@ -16,7 +16,7 @@ extension EchoEngine {
     public func apply(_ command: EngineCommand, origin: CommandOrigin = .operator) -> CommandOutcome {
         switch command {
         case .setAuto(let on): return setAuto(on)
-        case .toggleAuto: return setAuto(!autoState.withLock { $0.enabled })
+        case .toggleAuto: return setAuto(nil)
         default: break
         }
         var outcome = perform(command)
@@ -37,25 +37,42 @@ extension EchoEngine {
     /// How long an operator's key holds auto mode back.
     public static let autoPauseNs: UInt64 = 30_000_000_000
 
-    /// Turns auto mode on (starting its thread the first time) or off.
-    private func setAuto(_ on: Bool) -> CommandOutcome {
-        guard !isDraining else { return CommandOutcome(succeeded: false, message: "\(EngineError.drained)") }
-        autoState.withLock { state in
-            state.enabled = on
-            state.pausedUntilNs = 0
-        }
-        if on {
-            autoSizer.withLock { sizer in
-                if sizer == nil { sizer = AutoSizer(engine: self, maxWorkers: configuration.autoMaxWorkers) }
+    /// Turns auto mode on (starting its thread the first time) or off; `nil` toggles (one read
+    /// and write under the state's lock, so two toggles at once cancel out, not collapse).
+    private func setAuto(_ wanted: Bool?) -> CommandOutcome {
+        // Under the sizer's lock: `drain` sets `draining` before it takes this lock to stop the
+        // sizer, so either it sees the sizer or this sees the drain — no thread is left behind.
+        let started = autoSizer.withLock { sizer -> Bool? in
+            guard !isDraining else { return nil }
+            let on = autoState.withLock { state -> Bool in
+                state.enabled = wanted ?? !state.enabled
+                state.pausedUntilNs = 0
+                return state.enabled
             }
-            return CommandOutcome(succeeded: true, message: "auto mode on: the pool sizes itself (\(port.concurrency) to \(configuration.autoMaxWorkers) workers)")
+            guard on else { return false }
+            if sizer == nil { sizer = AutoSizer(engine: self, maxWorkers: configuration.autoMaxWorkers) }
+            guard sizer != nil else {
+                autoState.withLock { $0.enabled = false }
+                return nil
+            }
+            return true
         }
-        return CommandOutcome(succeeded: true, message: "auto mode off: the pool stays as it is")
+        switch started {
+        case nil where isDraining: return CommandOutcome(succeeded: false, message: "\(EngineError.drained)")
+        case nil: return CommandOutcome(succeeded: false, message: "auto mode not started: cannot create its thread")
+        case true?:
+            return CommandOutcome(succeeded: true, message: "auto mode on: the pool sizes itself (\(port.concurrency) to \(configuration.autoMaxWorkers) workers)")
+        case false?: return CommandOutcome(succeeded: true, message: "auto mode off: the pool stays as it is")
+        }
     }
 
-    /// Keeps auto mode's last decision for the frames.
-    func recordAutoDecision(_ decision: AutoSample) {
+    /// Applies an auto decision if auto mode is still on and not held back by the operator:
+    /// checked and applied under the state's lock, so a key pressed meanwhile wins.
+    func applyAutoDecision(_ decision: AutoSample) -> Bool {
         autoState.withLock { state in
+            guard state.enabled, !state.isPaused(at: UInt64(CIOURing_now_ns())) else { return false }
+            let outcome = perform(decision.action == .add ? .addWorker : .retireWorker)
+            guard outcome.succeeded else { return false }
             state.changes += 1
             state.actionCode = decision.actionCode
             state.reasonCode = decision.reasonCode
@@ -66,6 +83,7 @@ extension EchoEngine {
             state.completionsPerSecond = decision.completionsPerSecond
             state.changePercent = decision.changePercent
             state.queued = decision.queued
+            return true
         }
     }
 

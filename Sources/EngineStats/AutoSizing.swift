@@ -32,6 +32,13 @@ public struct AutoSample: Sendable, Hashable {
     /// Whether an operator's key holds auto mode back at `nowNs`.
     public func isPaused(at nowNs: UInt64) -> Bool { pausedUntilNs > nowNs }
 
+    /// Whole seconds (rounded up) the operator's hold lasts after `nowNs`; 0 when not held.
+    public func secondsHeld(at nowNs: UInt64) -> UInt64 {
+        guard pausedUntilNs > nowNs else { return 0 }
+        let left = pausedUntilNs - nowNs
+        return left / 1_000_000_000 + (left % 1_000_000_000 == 0 ? 0 : 1)
+    }
+
     /// The last decision as one line ("auto: +1 worker — 4 of 4 blocked, 12 queued, queue wait p99 180 ms"),
     /// nil before the first.
     public var message: String? {
@@ -41,9 +48,9 @@ public struct AutoSample: Sendable, Hashable {
         case .starvation:
             return "auto: +1 worker — \(blocked) of \(workers) blocked, \(queued) queued, queue wait p99 \(wait)"
         case .probe:
-            return "auto: +1 worker — trying \(workers + 1): \(blocked) of \(workers) blocked, queue wait p99 \(wait), \(completionsPerSecond) completions/s"
+            return "auto: +1 worker — trying \(workers &+ 1): \(blocked) of \(workers) blocked, queue wait p99 \(wait), \(completionsPerSecond) completions/s"
         case .revert:
-            return "auto: -1 worker — \(workers) workers did no better than \(workers - 1) (completions/s \(changePercent >= 0 ? "+" : "")\(changePercent)%)"
+            return "auto: -1 worker — \(workers) workers did no better than \(workers &- 1) (completions/s \(changePercent >= 0 ? "+" : "")\(changePercent)%)"
         case .idle:
             return "auto: -1 worker — \(workers) live, some idle for \(Int(AutoPolicy.windowNs / 1_000_000_000)) s while none blocked"
         }
@@ -94,16 +101,17 @@ public enum AutoReason: UInt64, Sendable {
 ///
 /// Three rules, in order (the .NET thread pool's two ideas, starvation injection and hill
 /// climbing, on the port's own measurements):
-/// 1. **Starvation.** Some worker is blocked (or running one completion for over
-///    `stuckNs`), no worker waits in dequeue, fewer run than the concurrency limit allows, and
-///    packets wait (queued now, or pool queue-wait p99 ≥ `starvationWaitNs`): add a worker,
-///    at most one per `addIntervalNs`.
+/// 1. **Starvation.** Some worker is blocked, no worker waits in dequeue, fewer run than the
+///    concurrency limit allows, and packets wait (queued now, or pool queue-wait p99 ≥
+///    `starvationWaitNs`): add a worker, at most one per `addIntervalNs`. A worker stuck
+///    *running* does not count: it holds its place under the limit, so a new worker could only
+///    park (the `stuck_worker` warning names it instead).
 /// 2. **Hill climbing.** Measured over windows of `windowNs`: when workers block (on average
 ///    at least half a worker) and queue-wait p99 is at least `probeWaitNs`, try one more worker;
 ///    after the next window keep it only if completions/s rose by more than the noise (5 % and
 ///    two standard errors of the per-frame rates) or queue wait fell by a quarter without
-///    completions/s falling; otherwise retire it and wait before trying again (`settleNs`,
-///    doubling after each failed try up to 8×).
+///    completions/s falling; otherwise retire it (if the pool is above the concurrency limit)
+///    and wait before trying again (`settleNs`, doubling after each failed try up to 8×).
 /// 3. **Idle.** More live workers than the concurrency limit, nobody blocked in the whole
 ///    window, and some worker dequeued nothing in it: retire one (never below the limit).
 ///
@@ -112,7 +120,6 @@ public enum AutoReason: UInt64, Sendable {
 public struct AutoPolicy: Sendable {
     public var maxWorkers: Int
     public static let starvationWaitNs: UInt64 = 10_000_000
-    public static let stuckNs: UInt64 = 1_000_000_000
     public static let addIntervalNs: UInt64 = 500_000_000
     public static let windowNs: UInt64 = 2_000_000_000
     public static let probeWaitNs: UInt64 = 1_000_000
@@ -137,7 +144,7 @@ public struct AutoPolicy: Sendable {
         var averageBlocked: Double { rates.isEmpty ? 0 : Double(blockedSum) / Double(rates.count) }
     }
 
-    /// The worker count being tried, and the window measured before it.
+    /// A worker being tried: the window measured before it was added.
     struct Probe {
         var baseline: Window
     }
@@ -158,7 +165,7 @@ public struct AutoPolicy: Sendable {
     }
 
     /// Takes in one frame (and the rates since the previous one); returns the decision to apply,
-    /// if any, with `workers`, `blocked`, `queueWaitP99Ns`, `completionsPerSecond` and
+    /// if any, with `workers`, `blocked`, `queued`, `queueWaitP99Ns`, `completionsPerSecond` and
     /// `changePercent` filled in and `decidedAtNs` = the frame's time.
     public mutating func decide(frame: StatsFrame, rates: FrameRates) -> AutoSample? {
         let now = frame.timestampNs
@@ -167,21 +174,20 @@ public struct AutoPolicy: Sendable {
             reset()
             return nil
         }
-        let stuck = frame.workers.filter { $0.state == .running && now &- $0.stateSinceNs > Self.stuckNs }.count
         let blocked = frame.workers(in: .blocked)
         let waiting = frame.workers(in: .waiting)
         let waitP99 = rates.queueWait?.p99 ?? 0
         var decision = AutoSample()
         decision.decidedAtNs = now
         decision.workers = live
-        decision.blocked = blocked + stuck
+        decision.blocked = blocked
         decision.queueWaitP99Ns = waitP99
         decision.completionsPerSecond = UInt64(max(0, rates.completionsPerSecond.rounded()))
         decision.queued = frame.port.queueDepth
 
         // 1. Starvation.
         let packetsWait = frame.port.queueDepth > 0 || waitP99 >= Self.starvationWaitNs
-        if blocked + stuck > 0, waiting == 0, frame.port.runningThreads - stuck < frame.port.concurrency, packetsWait {
+        if blocked > 0, waiting == 0, frame.port.runningThreads < frame.port.concurrency, packetsWait {
             reset()
             // A tenth of slack: frames due every 500 ms arrive a little early or late.
             guard live < maxWorkers, now &- lastChangeNs >= Self.addIntervalNs - Self.addIntervalNs / 10 else { return nil }
@@ -191,8 +197,8 @@ public struct AutoPolicy: Sendable {
         // 2 and 3: by windows.
         var current = window ?? Window(startNs: now, completionsAtStart: Self.completions(of: frame))
         current.rates.append(rates.completionsPerSecond)
-        current.blockedSum += blocked + stuck
-        current.everBlocked = current.everBlocked || blocked + stuck > 0
+        current.blockedSum += blocked
+        current.everBlocked = current.everBlocked || blocked > 0
         current.waitP99Max = max(current.waitP99Max, waitP99)
         guard now &- current.startNs >= Self.windowNs, current.rates.count >= 3 else {
             window = current
@@ -200,6 +206,8 @@ public struct AutoPolicy: Sendable {
         }
         window = nil
         let concurrency = frame.port.concurrency
+        // Live workers whose shutdown packet is queued are leaving: count what will remain.
+        let staying = frame.settings.workersTarget > 0 ? min(live, frame.settings.workersTarget) : live
 
         if let tried = probe {
             probe = nil
@@ -216,7 +224,7 @@ public struct AutoPolicy: Sendable {
             }
             settleUntilNs = now + settleNs
             settleNs = min(8 * Self.settleNs, 2 * settleNs)
-            guard live > concurrency else { return nil }
+            guard staying > concurrency else { return nil }
             return changed(decision, .retire, .revert, at: now)
         }
 
@@ -227,7 +235,7 @@ public struct AutoPolicy: Sendable {
             return changed(decision, .add, .probe, at: now)
         }
 
-        if live > concurrency, !current.everBlocked {
+        if staying > concurrency, !current.everBlocked {
             let now = Self.completions(of: frame)
             let idle = now.filter { id, count in current.completionsAtStart[id] == count }.count
             if idle > 0 { return changed(decision, .retire, .idle, at: frame.timestampNs) }

@@ -138,10 +138,40 @@ import Testing
     @Test func idleWorkersRetireDownToTheLimitNeverBelow() {
         let (decisions, pool) = run(seconds: 30, start: Pool(live: 6)) { pool, _ in
             pool.running = 1
-            pool.idle = [2, 3, 4, 5]
+            // Worker 1 idle too: a policy without the floor would retire down to one.
+            pool.idle = [1, 2, 3, 4, 5]
         }
         #expect(decisions.allSatisfy { $0.action == .retire && $0.reason == .idle })
         #expect(pool.live == 2, "down to the concurrency limit: \(pool.live)")
+    }
+
+    /// A worker that dequeued between the frame's clock read and the slot read carries a state
+    /// start after the frame's time: it is not "stuck" for 584 years, and a CPU-bound pool with
+    /// such workers still does not grow.
+    @Test func aStateStampedAfterTheFrameIsNotStuck() {
+        var policy = AutoPolicy()
+        var previousRates = FrameRates()
+        previousRates.intervalSeconds = 0.5
+        previousRates.completionsPerSecond = 4000
+        var decisions = 0
+        for step in 1...120 {
+            var frame = StatsFrame()
+            frame.timestampNs = UInt64(step) * 500_000_000
+            frame.port.concurrency = 2
+            frame.port.runningThreads = 2
+            frame.port.queueDepth = 30
+            frame.settings.workersTarget = 2
+            frame.workers = (0..<2).map { index in
+                var worker = WorkerSample()
+                worker.id = index
+                worker.state = .running
+                worker.stateSinceNs = frame.timestampNs + 1
+                worker.counts.receives = UInt64(step * 10)
+                return worker
+            }
+            if policy.decide(frame: frame, rates: previousRates) != nil { decisions += 1 }
+        }
+        #expect(decisions == 0)
     }
 
     @Test func drainingStopsDecisions() {
