@@ -31,10 +31,12 @@ let package = Package(
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
         .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
         .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        // --metrics: the Prometheus exposition over HTTP, on a completion port of its own.
+        .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard",
+            "EchoEngine", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
@@ -42,6 +44,7 @@ let package = Package(
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
+        .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "EchoEngine", "EngineStats", "CShare", "Loopback"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "CompletionPort", "Loopback"]),

@@ -8,6 +8,9 @@ public enum FieldKind: String, Sendable {
     case flag
     /// A name for the record (frame number, worker id, slot), not a measurement.
     case identifier
+    /// A CLOCK_MONOTONIC time (ns): meaningful against another of the same clock, not alone
+    /// (not exported as a metric).
+    case instant
     /// A `WorkerState` raw value.
     case state
     /// Counts per `LatencyBuckets` bucket since the start (`LatencyBuckets.count` words).
@@ -44,6 +47,12 @@ public struct FrameField<Record>: @unchecked Sendable {
         case flag(WritableKeyPath<Record, Bool>)
         case state(WritableKeyPath<Record, WorkerState>)
         case histogram(WritableKeyPath<Record, LatencyHistogram>)
+    }
+
+    /// Whether the stored word is a two's-complement signed value.
+    public var isSigned: Bool {
+        if case .signed = access { return true }
+        return false
     }
 
     /// Words the field takes in the ring.
@@ -138,7 +147,7 @@ public enum FrameLayout {
     /// The fixed part of a frame, in ring order.
     public static let frameFields: [FrameField<StatsFrame>] = [
         .init("frame", json: "frame", .identifier, unsigned: \StatsFrame.number, "Frame number: 1 for the first frame published, then consecutive."),
-        .init("timestamp", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.timestampNs, "CLOCK_MONOTONIC when the frame was sampled."),
+        .init("timestamp", json: nil, .instant, .nanoseconds, unsigned: \StatsFrame.timestampNs, "CLOCK_MONOTONIC when the frame was sampled."),
         .init("uptime", json: "uptime_s", .gauge, .nanoseconds, unsigned: \StatsFrame.uptimeNs, "Time since the engine started."),
         .init("process_cpu", json: "process_cpu_s", .counter, .nanoseconds, unsigned: \StatsFrame.processCPUNs, "CPU time used by the whole engine process since it started."),
         .init("queue_depth", json: "queue_depth", .gauge, signed: \StatsFrame.port.queueDepth, "Packets queued in the completion port, not yet handed to a worker."),
@@ -170,15 +179,15 @@ public enum FrameLayout {
         .init("retired_queue_wait", histogram: \StatsFrame.retiredQueueWait, "Queue waits of workers whose slots were reused."),
         .init("retired_service", histogram: \StatsFrame.retiredService, "Service times of workers whose slots were reused."),
         .init("auto_enabled", json: nil, flag: \StatsFrame.auto.enabled, "Auto mode sizes the pool (--auto, the a key)."),
-        .init("auto_paused_until", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.pausedUntilNs, "CLOCK_MONOTONIC until which an operator's key holds auto mode back."),
+        .init("auto_paused_until", json: nil, .instant, .nanoseconds, unsigned: \StatsFrame.auto.pausedUntilNs, "CLOCK_MONOTONIC until which an operator's key holds auto mode back."),
         .init("auto_changes", json: nil, .counter, unsigned: \StatsFrame.auto.changes, "Pool changes auto mode made."),
         .init("auto_action", json: nil, .identifier, unsigned: \StatsFrame.auto.actionCode, "Auto mode's last decision: 0 none, 1 add a worker, 2 retire one."),
         .init("auto_reason", json: nil, .identifier, unsigned: \StatsFrame.auto.reasonCode, "Why: 1 starvation, 2 probe, 3 revert, 4 idle."),
-        .init("auto_decided_at", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.decidedAtNs, "CLOCK_MONOTONIC of auto mode's last decision."),
+        .init("auto_decided_at", json: nil, .instant, .nanoseconds, unsigned: \StatsFrame.auto.decidedAtNs, "CLOCK_MONOTONIC of auto mode's last decision."),
         .init("auto_workers", json: nil, .gauge, signed: \StatsFrame.auto.workers, "Live workers when auto mode last decided."),
         .init("auto_blocked", json: nil, .gauge, signed: \StatsFrame.auto.blocked, "Blocked (or stuck) workers when auto mode last decided."),
         .init("auto_queue_wait_p99", json: nil, .gauge, .nanoseconds, unsigned: \StatsFrame.auto.queueWaitP99Ns, "Pool queue-wait p99 when auto mode last decided."),
-        .init("auto_completions_per_s", json: nil, .gauge, unsigned: \StatsFrame.auto.completionsPerSecond, "Completions per second when auto mode last decided."),
+        .init("auto_throughput", json: nil, .gauge, unsigned: \StatsFrame.auto.completionsPerSecond, "Completions per second when auto mode last decided."),
         .init("auto_queued", json: nil, .gauge, signed: \StatsFrame.auto.queued, "Packets queued in the port when auto mode last decided."),
         .init("auto_change_pct", json: nil, .gauge, signed: \StatsFrame.auto.changePercent, "A judged probe's completions/s against its baseline, in percent."),
     ]
@@ -197,8 +206,8 @@ public enum FrameLayout {
         .init("running", json: "running_s", .counter, .nanoseconds, unsigned: \WorkerSample.runningNs, "Time spent serving completions."),
         .init("waiting", json: "waiting_s", .counter, .nanoseconds, unsigned: \WorkerSample.waitingNs, "Time spent waiting in dequeue."),
         .init("blocked", json: "blocked_s", .counter, .nanoseconds, unsigned: \WorkerSample.blockedNs, "Time spent inside the port's blocking scope."),
-        .init("last_completion", json: nil, .gauge, .nanoseconds, unsigned: \WorkerSample.lastCompletionNs, "CLOCK_MONOTONIC of the last dequeue (0: never)."),
-        .init("state_since", json: nil, .gauge, .nanoseconds, unsigned: \WorkerSample.stateSinceNs, "CLOCK_MONOTONIC when the current state began."),
+        .init("last_completion", json: nil, .instant, .nanoseconds, unsigned: \WorkerSample.lastCompletionNs, "CLOCK_MONOTONIC of the last dequeue (0: never)."),
+        .init("state_since", json: nil, .instant, .nanoseconds, unsigned: \WorkerSample.stateSinceNs, "CLOCK_MONOTONIC when the current state began."),
         .init("pending", json: "pending", .gauge, signed: \WorkerSample.pending, "Operations this worker submitted that have not completed."),
         .init("connections", json: "connections", .gauge, signed: \WorkerSample.connections, "Open connections whose last completion this worker served."),
         .init("cpu", json: "cpu_s", .counter, .nanoseconds, unsigned: \WorkerSample.cpuNs, "CPU time the worker thread has used (user and system)."),

@@ -3,6 +3,7 @@ import Dashboard
 import EchoEngine
 import EngineLink
 import EngineStats
+import MetricsServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,7 @@ struct AttachCommand: ParsableCommand {
     @OptionGroup var display: DisplayOptions
     @OptionGroup var loadOptions: LoadOptions
     @OptionGroup var record: RecordOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func run() throws {
         let dashboard = display.wantsDashboard()
@@ -39,6 +41,8 @@ struct AttachCommand: ParsableCommand {
         let identity = engine.identity
         let recorder = try record.start(on: engine.ring)
         defer { recorder?.finish() }
+        let exporter = try metrics.start(on: engine)
+        defer { exporter?.stop() }
         guard dashboard else {
             printError("iocptop: attached to pid \(identity.pid) · echo on \(identity.address) · \(identity.backend)")
             if case .engineGone(let why) = BatchMode(source: engine, json: display.json, iterations: display.iterations,

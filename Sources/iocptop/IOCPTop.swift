@@ -1,6 +1,7 @@
 import ArgumentParser
 import EchoEngine
 import EngineStats
+import MetricsServer
 import CNcurses
 #if canImport(Glibc)
 import Glibc
@@ -63,6 +64,7 @@ struct TopCommand: ParsableCommand {
     @OptionGroup var loadOptions: LoadOptions
     @OptionGroup var display: DisplayOptions
     @OptionGroup var record: RecordOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func run() throws {
         let dashboard = display.wantsDashboard()
@@ -77,6 +79,12 @@ struct TopCommand: ParsableCommand {
             throw error
         }
         defer { recorder?.finish() }
+        let exporter: MetricsServer?
+        do { exporter = try metrics.start(on: RingFrameSource(ring: server.stats)) } catch {
+            _ = server.drain(timeout: .seconds(5))
+            throw error
+        }
+        defer { exporter?.stop() }
         let load = loadOptions.builtInLoad(for: server)
         let source = RingFrameSource(ring: server.stats)
         guard dashboard else {

@@ -4,6 +4,7 @@ import CompletionPort
 import EchoEngine
 import EngineLink
 import EngineStats
+import MetricsServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,7 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup var loadOptions: LoadOptions
     @OptionGroup var record: RecordOptions
+    @OptionGroup var metrics: MetricsOptions
 
     @Flag(help: "Print only the start and drain lines, not the per-second totals.")
     var quiet = false
@@ -35,6 +37,12 @@ struct ServeCommand: ParsableCommand {
             throw error
         }
         defer { recorder?.finish() }
+        let exporter: MetricsServer?
+        do { exporter = try metrics.start(on: RingFrameSource(ring: server.stats)) } catch {
+            _ = server.drain(timeout: .seconds(5))
+            throw error
+        }
+        defer { exporter?.stop() }
         printLine(EngineStart.startLine(server))
         let load = loadOptions.builtInLoad(for: server)
         defer { load.stop() }

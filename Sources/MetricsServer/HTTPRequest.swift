@@ -1,0 +1,76 @@
+import EngineStats
+
+/// The metrics server's HTTP/1.x: one request read whole (line and headers), one reply.
+enum HTTPRequest {
+    /// The reply to the bytes received so far, or nil while the request is incomplete and
+    /// still plausible. Garbage is answered (400) as soon as it is seen.
+    static func respond(to bytes: UnsafeRawBufferPointer, frames: () -> (EngineIdentity, StatsFrame?)) -> [UInt8]? {
+        // The method: 1 to 16 upper-case letters, then a space.
+        var index = 0
+        while index < bytes.count, index < 17, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(bytes[index]) { index += 1 }
+        if index < bytes.count, index == 0 || index > 16 || bytes[index] != UInt8(ascii: " ") {
+            return status(400, "Bad Request")
+        }
+        guard let end = headerEnd(bytes) else {
+            // A request line that ended badly need not wait for the headers.
+            if let lineEnd = firstLineEnd(bytes), requestLine(bytes[..<lineEnd]) == nil { return status(400, "Bad Request") }
+            return nil
+        }
+        let head = bytes[..<end]
+        guard head.allSatisfy({ $0 == 9 || $0 == 10 || $0 == 13 || (32...126).contains($0) }),
+              let lineEnd = firstLineEnd(bytes), let line = requestLine(bytes[..<lineEnd])
+        else { return status(400, "Bad Request") }
+        guard line.method == "GET" || line.method == "HEAD" else {
+            return status(405, "Method Not Allowed", extraHeaders: "Allow: GET, HEAD\r\n")
+        }
+        let path = line.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard path == "/metrics" else { return status(404, "Not Found") }
+        let headers = String(decoding: bytes[lineEnd..<end], as: UTF8.self).lowercased()
+        let openMetrics = headers.split(separator: "\r\n").contains { field in
+            field.hasPrefix("accept:") && field.contains("application/openmetrics-text")
+        }
+        let (identity, frame) = frames()
+        let body = Array(MetricsExposition.render(identity: identity, frame: frame, openMetrics: openMetrics).utf8)
+        let type = openMetrics ? MetricsExposition.openMetricsContentType : MetricsExposition.textContentType
+        var reply = Array("HTTP/1.1 200 OK\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        if line.method == "GET" { reply += body }
+        return reply
+    }
+
+    /// A reply without a body worth reading.
+    static func status(_ code: Int, _ reason: String, extraHeaders: String = "") -> [UInt8] {
+        let body = "\(code) \(reason)\n"
+        return Array("HTTP/1.1 \(code) \(reason)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(extraHeaders)Connection: close\r\n\r\n\(body)".utf8)
+    }
+
+    /// Offset just past the blank line that ends the headers.
+    private static func headerEnd(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 3..<bytes.count where bytes[index] == 10 {
+            if bytes[index - 1] == 13, bytes[index - 2] == 10, bytes[index - 3] == 13 { return index + 1 }
+            if bytes[index - 1] == 10 { return index + 1 }  // bare LF line ends, as RFC 9112 tolerates
+        }
+        return nil
+    }
+
+    /// Offset just past the request line's LF.
+    private static func firstLineEnd(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        bytes.firstIndex(of: 10).map { $0 + 1 }
+    }
+
+    /// `METHOD TARGET HTTP/1.x`, or nil.
+    private static func requestLine(_ bytes: Slice<UnsafeRawBufferPointer>) -> (method: String, target: String)? {
+        let text = String(decoding: bytes, as: UTF8.self).trimmingSuffix(while: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[1].hasPrefix("/"), parts[2] == "HTTP/1.1" || parts[2] == "HTTP/1.0" else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+}
+
+private extension String {
+    func trimmingSuffix(while drop: (Character) -> Bool) -> String {
+        var result = self
+        while let last = result.last, drop(last) { result.removeLast() }
+        return result
+    }
+}
