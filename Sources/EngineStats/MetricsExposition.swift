@@ -29,6 +29,9 @@ public enum MetricsExposition {
         out.sample("iocptop_engine_info", labels: [("backend", identity.backend), ("address", identity.address)], 1)
         if let frame {
             for field in FrameLayout.frameFields { out.field(field, name: "iocptop_\(field.name)", of: [([], frame)]) }
+            let completions = openMetrics ? "iocptop_completions" : "iocptop_completions_total"
+            out.family(completions, type: "counter", help: "Completions dequeued by every worker the engine ever had.")
+            out.sample("iocptop_completions_total", labels: [], Double(frame.totals.completions))
             out.family("iocptop_workers", type: "gauge", help: "Live workers by state.")
             for state in [WorkerState.running, .waiting, .blocked] {
                 out.sample("iocptop_workers", labels: [("state", state.description)], Double(frame.workers(in: state)))

@@ -180,3 +180,45 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
         }
     }
 }
+
+/// The README's Prometheus blocks stay valid: the rules pass `promtool check rules`, the scrape
+/// block `promtool check config`.
+@Suite struct FleetDocumentationTests {
+    /// The fenced blocks of README.md in `language`.
+    func blocks(_ language: String) throws -> [String] {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        var result: [String] = []
+        var current: [Substring]?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if current == nil, line == "```\(language)" { current = [] } else if current != nil, line == "```" {
+                result.append(current!.joined(separator: "\n") + "\n")
+                current = nil
+            } else if current != nil { current!.append(line) }
+        }
+        return result
+    }
+
+    func check(_ kind: String, _ text: String) throws -> (Int32, String) {
+        let path = "/tmp/iocptop-promtool-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).yml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        return try promtool(["check", kind, path], input: "")
+    }
+
+    @Test func theRulesAndTheScrapeBlockAreValid() throws {
+        let yaml = try blocks("yaml")
+        let rules = try #require(yaml.first { $0.hasPrefix("groups:") }, "README has a rules block")
+        let scrape = try #require(yaml.first { $0.hasPrefix("scrape_configs:") }, "README has a scrape block")
+        #expect(rules.contains("alert: IocptopQueueWaitHigh") && rules.contains("for: 5m") && rules.contains("alert: IocptopAllWorkersBlocked"))
+        guard promtoolPath() != nil else {
+            #expect(!promtoolRequired, "promtool is required (IOCPTOP_REQUIRE_PROMTOOL=1) but not on PATH")
+            return
+        }
+        let (rulesStatus, rulesOutput) = try check("rules", rules)
+        #expect(rulesStatus == 0, "\(rulesOutput)")
+        let (configStatus, configOutput) = try check("config", scrape)
+        #expect(configStatus == 0, "\(configOutput)")
+    }
+}
