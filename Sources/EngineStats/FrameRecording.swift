@@ -184,6 +184,15 @@ public enum FrameRecording {
         return try parse(bytes)
     }
 
+    /// Fields renamed since recordings were first written: old name → current name.
+    static let renamedFields = ["auto_completions_per_s": "auto_throughput"]
+
+    /// Whether a field recorded with `recorded` kind reads as one of `current` kind: the same,
+    /// or a one-word gauge of ns later marked an instant (same value, not exported).
+    static func compatible(recorded: String, current: FieldKind) -> Bool {
+        recorded == current.rawValue || (recorded == FieldKind.gauge.rawValue && current == .instant)
+    }
+
     /// A recorded field: its width in the file, and the current field of the same name, kind,
     /// unit and width (nil: a field this iocptop does not know, skipped).
     struct Column: Sendable {
@@ -215,8 +224,10 @@ public enum FrameRecording {
             var result: [Column] = []
             for _ in 0..<count {
                 guard let field = input.field(), field.width >= 1, field.width <= 4096 else { throw .damagedHeader }
+                let name = renamedFields[field.name] ?? field.name
                 let match = current.first {
-                    $0.name == field.name && $0.width == field.width && $0.kind.rawValue == field.kind && $0.unit.rawValue == field.unit
+                    $0.name == name && $0.width == field.width && $0.unit.rawValue == field.unit
+                        && compatible(recorded: field.kind, current: $0.kind)
                 }
                 result.append(make(field.width, match))
             }

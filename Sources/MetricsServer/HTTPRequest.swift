@@ -4,7 +4,14 @@ import EngineStats
 enum HTTPRequest {
     /// The reply to the bytes received so far, or nil while the request is incomplete and
     /// still plausible. Garbage is answered (400) as soon as it is seen.
-    static func respond(to bytes: UnsafeRawBufferPointer, frames: () -> (EngineIdentity, StatsFrame?)) -> [UInt8]? {
+    /// The last body rendered in each format, with the frame it came from.
+    struct RenderCache {
+        var text: (frame: UInt64, body: [UInt8])?
+        var openMetrics: (frame: UInt64, body: [UInt8])?
+    }
+
+    static func respond(to bytes: UnsafeRawBufferPointer, frames: () -> (EngineIdentity, StatsFrame?),
+                        cache: inout RenderCache) -> [UInt8]? {
         // The method: 1 to 16 upper-case letters, then a space.
         var index = 0
         while index < bytes.count, index < 17, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(bytes[index]) { index += 1 }
@@ -26,11 +33,19 @@ enum HTTPRequest {
         let path = line.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard path == "/metrics" else { return status(404, "Not Found") }
         let headers = String(decoding: bytes[lineEnd..<end], as: UTF8.self).lowercased()
-        let openMetrics = headers.split(separator: "\r\n").contains { field in
+        let openMetrics = headers.split(separator: "\n").contains { field in
             field.hasPrefix("accept:") && field.contains("application/openmetrics-text")
         }
         let (identity, frame) = frames()
-        let body = Array(MetricsExposition.render(identity: identity, frame: frame, openMetrics: openMetrics).utf8)
+        let number = frame?.number ?? 0
+        let cached = openMetrics ? cache.openMetrics : cache.text
+        let body: [UInt8]
+        if let cached, cached.frame == number, number > 0 {
+            body = cached.body
+        } else {
+            body = Array(MetricsExposition.render(identity: identity, frame: frame, openMetrics: openMetrics).utf8)
+            if openMetrics { cache.openMetrics = (number, body) } else { cache.text = (number, body) }
+        }
         let type = openMetrics ? MetricsExposition.openMetricsContentType : MetricsExposition.textContentType
         var reply = Array("HTTP/1.1 200 OK\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
         if line.method == "GET" { reply += body }

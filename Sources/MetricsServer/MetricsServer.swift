@@ -14,8 +14,9 @@ import Glibc
 /// It survives the internet: a request (line and headers) is at most `requestLimit` bytes (431
 /// past it), anything that is not an HTTP/1.x request gets 400, other paths 404, other methods
 /// 405; a client has `readTimeoutNs` to send its request and as long again to take the reply;
-/// at most `maxConnections` are open, and a new one evicts the oldest still sending its request,
-/// so slow clients holding connections cannot keep a scraper out. One request per connection
+/// at most `maxConnections` are open, and a new one evicts the oldest (sending its request or
+/// taking its reply slowly), so slow clients holding connections cannot keep a scraper out. The
+/// exposition is rendered once per frame and format and reused by every scrape of that frame. One request per connection
 /// (`Connection: close`).
 public final class MetricsServer: @unchecked Sendable {
     // @unchecked: everything below `frames` belongs to the server thread after `start`;
@@ -36,6 +37,8 @@ public final class MetricsServer: @unchecked Sendable {
     /// operations still to come back).
     private var connections: [Connection?] = Array(repeating: nil, count: 2 * MetricsServer.maxConnections)
     private var acceptArmed = false
+    /// The last exposition rendered, per format: a burst of scrapes renders each frame once.
+    private var cache = HTTPRequest.RenderCache()
     /// The listener was closed through the port (by `shutDown`), not to be closed again.
     private var listenerClosed = false
 
@@ -105,6 +108,8 @@ public final class MetricsServer: @unchecked Sendable {
             port = try CompletionPort(concurrency: 1, maxOperations: 2 * connections.count + 8)
             try port.associate(fd, key: 0)
         } catch {
+            // deinit runs for this failed init (every property is set): it must not close again.
+            listenerClosed = true
             close(fd)
             throw StartError(message: "--metrics \(address): \(error)")
         }
@@ -180,12 +185,15 @@ public final class MetricsServer: @unchecked Sendable {
         if !packet.hasMore { acceptArmed = false }
         guard packet.succeeded else { return }  // EMFILE and the like: re-armed by the sweep
         let fd = packet.acceptedDescriptor
+        // Accepted while shutting down: nobody would serve or close it.
+        if stopping.load(ordering: .acquiring) { close(fd); return }
         let now = CIOURing_now_ns()
         let open = connections.filter { $0 != nil && !$0!.closing }.count
         if open >= Self.maxConnections,
-           let oldest = connections.indices.filter({ connections[$0].map { !$0.closing && $0.reply == nil } ?? false })
+           let oldest = connections.indices.filter({ connections[$0].map { !$0.closing } ?? false })
                .min(by: { connections[$0]!.acceptedNs < connections[$1]!.acceptedNs }) {
-            // Full: the oldest still sending its request makes room.
+            // Full: the oldest connection — still sending its request, or slow to take its
+            // reply — makes room, so clients that hold connections cannot keep a scraper out.
             closeConnection(oldest)
         }
         guard connections.filter({ $0 != nil && !$0!.closing }).count < Self.maxConnections,
@@ -216,7 +224,7 @@ public final class MetricsServer: @unchecked Sendable {
         guard packet.succeeded, packet.result > 0 else { return closeConnection(index) }
         connection.received += Int(packet.result)
         let bytes = UnsafeRawBufferPointer(rebasing: connection.buffer[..<connection.received])
-        if let response = HTTPRequest.respond(to: bytes, frames: frames) {
+        if let response = HTTPRequest.respond(to: bytes, frames: frames, cache: &cache) {
             reply(response, index, connection)
         } else if connection.received == Self.requestLimit {
             reply(HTTPRequest.status(431, "Request Header Fields Too Large"), index, connection)

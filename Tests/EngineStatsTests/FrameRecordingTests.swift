@@ -224,6 +224,32 @@ import Glibc
         return out.bytes + payload
     }
 
+    /// Recordings written before `timestamp` and the other clock instants were marked
+    /// `instant`, and before `auto_throughput` was renamed, read as they were written.
+    @Test func fieldsWhoseKindOrNameChangedStillRead() throws {
+        var frame = recordedFrame(number: 5)
+        frame.auto.completionsPerSecond = 777
+        var out = ByteWriter()
+        out.word(FrameRecording.magic)
+        out.word(FrameRecording.formatVersion)
+        out.word(4)
+        out.word(1); out.word(2); out.word(500_000_000)
+        out.string("io_uring"); out.string("127.0.0.1:9"); out.string("")
+        out.word(0); out.word(0)
+        func oldKind(_ kind: FieldKind) -> FieldKind { kind == .instant ? .gauge : kind }
+        out.word(UInt64(FrameLayout.frameFields.count))
+        for field in FrameLayout.frameFields {
+            out.field(field.name == "auto_throughput" ? "auto_completions_per_s" : field.name, oldKind(field.kind), field.unit, field.width)
+        }
+        out.word(UInt64(FrameLayout.workerFields.count))
+        for field in FrameLayout.workerFields { out.field(field.name, oldKind(field.kind), field.unit, field.width) }
+        out.word(FrameRecording.checksum(out.bytes))
+        let record = FrameRecording.record(frame)
+        let contents = try FrameRecording.parse(out.bytes + record)
+        #expect(contents.frames == [frame])
+        #expect(contents.frames.first?.auto.completionsPerSecond == 777)
+    }
+
     @Test func hostileTablesAndRecordsAreRefusedWithoutBlowingUp() throws {
         // No frame number or timestamp in the table: not a usable recording.
         #expect(throws: FrameRecording.ReadError.damagedHeader) {
