@@ -20,6 +20,7 @@ import Glibc
 /// | `WSARecv` / `WSASend` with `OVERLAPPED`   | `receive` / `send` with `context` |
 /// | `GetQueuedCompletionStatus(Ex)`           | `dequeue(timeout:)` / `dequeue(into:timeout:)` |
 /// | `PostQueuedCompletionStatus`              | `post(bytes:key:context:)`        |
+/// | `CancelIoEx(socket, overlapped)`          | `cancel(_:on:)`                   |
 /// | `closesocket` (aborts pending I/O)        | `close(handle:)`                  |
 /// | `CloseHandle(port)`                       | `close()`                         |
 ///
@@ -109,19 +110,20 @@ public final class CompletionPort: @unchecked Sendable {
     /// stays armed. An error (EMFILE, ECANCELED, …) ends it: that completion has no `hasMore`.
     public func acceptMultishot(on fd: CInt, context: UInt64) throws(PortError) {
         try checkOpen()
-        try driver.submit(.accept, fd: fd, buffer: nil, length: 0, context: context)
+        _ = try driver.submit(.accept, fd: fd, buffer: nil, length: 0, context: context)
     }
 
-    /// Starts an overlapped receive into `buffer`.
+    /// Starts an overlapped receive into `buffer`. Returns a token for `cancel(_:on:)`.
     ///
     /// The completion's `bytes` says how many bytes arrived; 0 means the peer closed its side.
     /// - Important: `buffer` must stay valid and untouched until the completion is dequeued.
-    public func receive(on fd: CInt, into buffer: UnsafeMutableRawBufferPointer, context: UInt64) throws(PortError) {
+    @discardableResult
+    public func receive(on fd: CInt, into buffer: UnsafeMutableRawBufferPointer, context: UInt64) throws(PortError) -> OperationToken {
         guard let base = buffer.baseAddress, buffer.count > 0 else {
             throw PortError.invalidArgument("empty receive buffer")
         }
         try checkOpen()
-        try driver.submit(.receive, fd: fd, buffer: base, length: buffer.count, context: context)
+        return OperationToken(userData: try driver.submit(.receive, fd: fd, buffer: base, length: buffer.count, context: context))
     }
 
     /// Starts an overlapped send of `buffer`.
@@ -129,13 +131,23 @@ public final class CompletionPort: @unchecked Sendable {
     /// The completion's `bytes` says how many bytes were sent, possibly fewer than asked:
     /// resubmit the rest, as with a partial `WSASend`.
     /// - Important: `buffer` must stay valid and untouched until the completion is dequeued.
-    public func send(on fd: CInt, from buffer: UnsafeRawBufferPointer, context: UInt64) throws(PortError) {
+    @discardableResult
+    public func send(on fd: CInt, from buffer: UnsafeRawBufferPointer, context: UInt64) throws(PortError) -> OperationToken {
         guard let base = buffer.baseAddress, buffer.count > 0 else {
             throw PortError.invalidArgument("empty send buffer")
         }
         try checkOpen()
-        try driver.submit(.send, fd: fd, buffer: UnsafeMutableRawPointer(mutating: base),
-                          length: buffer.count, context: context)
+        return OperationToken(userData: try driver.submit(.send, fd: fd, buffer: UnsafeMutableRawPointer(mutating: base),
+                                                          length: buffer.count, context: context))
+    }
+
+    /// Cancels one receive or send started on `fd` with the token it returned, as
+    /// `CancelIoEx` does: if it is still in flight it completes with ECANCELED (moving no
+    /// bytes); if it already finished, its completion stands and nothing happens. The buffer
+    /// stays the caller's until that completion is dequeued.
+    public func cancel(_ token: OperationToken, on fd: CInt) {
+        guard token != .none else { return }
+        driver.cancel(token.userData, fd: fd)
     }
 
     /// Closes an associated socket: every operation in flight on it completes with ECANCELED,

@@ -35,6 +35,9 @@ final class OperationTable: @unchecked Sendable {
     private let next: UnsafeMutablePointer<Atomic<UInt32>>
     private let head = Atomic<UInt64>(0)
     private let inflightCount = Atomic<Int>(0)
+    /// Per slot: the generation of the operation whose cancellation was asked for
+    /// (`CompletionPort.cancel`), so a backend can tell it from one the kernel made on its own.
+    private let cancelRequests: UnsafeMutablePointer<Atomic<UInt32>>
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -46,6 +49,8 @@ final class OperationTable: @unchecked Sendable {
             (next + i).initialize(to: Atomic(i + 1 < capacity ? UInt32(i + 2) : 0))
         }
         head.store(1, ordering: .relaxed)
+        cancelRequests = .allocate(capacity: capacity)
+        for i in 0..<capacity { (cancelRequests + i).initialize(to: Atomic(0)) }
     }
 
     deinit {
@@ -53,6 +58,26 @@ final class OperationTable: @unchecked Sendable {
         slots.deallocate()
         next.deinitialize(count: capacity)
         next.deallocate()
+        cancelRequests.deinitialize(count: capacity)
+        cancelRequests.deallocate()
+    }
+
+    /// Records that the operation `userData` is being cancelled on purpose. A stale request
+    /// (the slot has moved on) names an old generation and matches nothing.
+    func requestCancel(_ userData: UInt64) {
+        let index = Int(UInt32(truncatingIfNeeded: userData))
+        guard index < capacity else { return }
+        // releasing: ordered before the cancel request the caller then submits; pairs with the
+        // acquiring load in `cancelWasRequested` on the thread that sees its completion.
+        cancelRequests[index].store(UInt32(truncatingIfNeeded: userData >> 32), ordering: .releasing)
+    }
+
+    /// Whether a cancellation of the operation `userData` was asked for.
+    func cancelWasRequested(_ userData: UInt64) -> Bool {
+        let index = Int(UInt32(truncatingIfNeeded: userData))
+        guard index < capacity else { return false }
+        // acquiring: pairs with the releasing store in `requestCancel`.
+        return cancelRequests[index].load(ordering: .acquiring) == UInt32(truncatingIfNeeded: userData >> 32)
     }
 
     /// Operations started and not yet finally completed.

@@ -10,7 +10,18 @@ import Glibc
 /// Full duplex: the buffer is a ring. A receive fills the free part while a send drains the
 /// filled part, so at most one receive and one send are in flight, on disjoint bytes. When the
 /// ring is full (a client that does not read) receiving pauses until a send makes room, so a
-/// connection never buffers more than `ioBufferSize` bytes.
+/// connection never buffers more than its buffer holds.
+///
+/// ## Buffers that grow while data flows
+/// A connection starts on its own small buffer (`EchoEngine.smallBufferSize`, from the
+/// connection table's slab). A receive that fills everything it was given says more is
+/// waiting: the connection then borrows a large buffer (`ioBufferSize`, 64 KiB by default)
+/// from the engine's `BufferPool`, moving what it holds, as soon as no send reads the small one.
+/// When it has been quiet for a sweep interval, the engine's sweep asks it to give the large
+/// buffer back (`shrinkArrived`): with nothing buffered and no send in flight, its pending
+/// receive is cancelled (`CompletionPort.cancel`, as `CancelIoEx`) and the next receive goes
+/// into the small buffer again. So bulk transfers move 64 KiB per system call, and an idle
+/// connection — fresh, or after traffic — costs its object and 1 KiB.
 ///
 /// ## Serialisation without a lock
 /// Completions for one connection may reach two workers at once (its receive on one, its send on
@@ -27,12 +38,21 @@ final class Connection: @unchecked Sendable {
     static let receiveArrived: UInt32 = 2
     static let sendArrived: UInt32 = 4
     static let closeArrived: UInt32 = 8
-    static let arrivedMask: UInt32 = receiveArrived | sendArrived | closeArrived
+    static let shrinkArrived: UInt32 = 16
+    static let arrivedMask: UInt32 = receiveArrived | sendArrived | closeArrived | shrinkArrived
 
     /// The completion key of this connection.
     let slot: Int
-    let buffer: UnsafeMutableRawBufferPointer
+    /// The connection's own buffer, used whenever it holds no large one.
+    let smallBuffer: UnsafeMutableRawBufferPointer
     let state = Atomic<UInt32>(0)
+    /// Whether a receive completed since the engine's last sweep: set by the owner on a
+    /// large buffer, taken by the sweep, which asks a connection without it to shrink.
+    /// relaxed: a hint; a wrong read costs one shrink request or one sweep of delay.
+    let active = Atomic<Bool>(false)
+    /// Whether the connection holds a large buffer (read by the sweep without owning it).
+    /// relaxed: a hint, as `active`.
+    let holdsLarge = Atomic<Bool>(false)
     /// Whether the connection is in use (set at accept, cleared when it returns to the pool).
     /// Read by the drain without owning the strand.
     let isOpen = Atomic<Bool>(false)
@@ -51,9 +71,21 @@ final class Connection: @unchecked Sendable {
 
     // Owned by the strand owner.
     var fd: CInt = -1
-    /// Bytes received and bytes sent since the connection opened; the ring holds the difference.
-    var received = 0
-    var sent = 0
+    /// The buffer in use: `smallBuffer`, or the pool's buffer `largeIndex`.
+    var buffer: UnsafeMutableRawBufferPointer
+    /// The pool buffer held, or -1.
+    var largeIndex = -1
+    /// Ring position of the first byte not yet sent, and how many bytes the ring holds.
+    var head = 0
+    var buffered = 0
+    /// Bytes the receive in flight was given: a receive that fills them asks to grow.
+    var receiveLength = 0
+    /// A full receive into the small buffer: borrow a large one when no send reads the small.
+    var wantsLarge = false
+    /// The sweep asked for the large buffer back; `cancelling`: its receive is being cancelled.
+    var wantsSmall = false
+    var cancelling = false
+    var receiveToken = OperationToken.none
     var receiving = false
     var sending = false
     var peerClosed = false
@@ -64,17 +96,26 @@ final class Connection: @unchecked Sendable {
     var receiveSubmitter = 0
     var sendSubmitter = 0
 
-    /// `buffer` belongs to the connection table's slab, which outlives the connection.
-    init(slot: Int, buffer: UnsafeMutableRawBufferPointer) {
+    /// `smallBuffer` belongs to the connection table's slab, which outlives the connection.
+    init(slot: Int, smallBuffer: UnsafeMutableRawBufferPointer) {
         self.slot = slot
-        self.buffer = buffer
+        self.smallBuffer = smallBuffer
+        buffer = smallBuffer
     }
 
-    /// Resets the owner's fields for a new connection on `fd`.
+    /// Resets the owner's fields for a new connection on `fd` (its large buffer, if any, has
+    /// been returned).
     func reset(fd: CInt) {
         self.fd = fd
-        received = 0
-        sent = 0
+        buffer = smallBuffer
+        largeIndex = -1
+        head = 0
+        buffered = 0
+        receiveLength = 0
+        wantsLarge = false
+        wantsSmall = false
+        cancelling = false
+        receiveToken = .none
         receiving = false
         sending = false
         peerClosed = false
@@ -128,6 +169,20 @@ final class Connection: @unchecked Sendable {
         state.compareExchange(expected: Self.busy, desired: 0, ordering: .releasing).exchanged
     }
 
-    var buffered: Int { received - sent }
     var free: Int { buffer.count - buffered }
+
+    /// Moves the ring's bytes to the front of `target` and makes it the buffer in use. No
+    /// receive or send may be in flight, and `target` must hold `buffered` bytes.
+    func moveContents(to target: UnsafeMutableRawBufferPointer) {
+        let capacity = buffer.count
+        let first = min(buffered, capacity - head)
+        if first > 0 {
+            target.baseAddress!.copyMemory(from: buffer.baseAddress! + head, byteCount: first)
+        }
+        if buffered > first {
+            (target.baseAddress! + first).copyMemory(from: buffer.baseAddress!, byteCount: buffered - first)
+        }
+        buffer = target
+        head = 0
+    }
 }

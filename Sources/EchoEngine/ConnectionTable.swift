@@ -6,10 +6,11 @@ import Glibc
 /// Connection objects by slot, created on first use and reused forever after (pooled): a
 /// closed connection returns its slot, with its buffer, to the free list.
 ///
-/// Echo buffers are carved from one anonymous mapping (`capacity` × buffer size, reserved, not
-/// committed): a page costs memory only once data has been written to it, so a connection that
-/// has not received anything costs its object alone. Separate heap allocations would not: the
-/// allocator's header beside each 8 KiB buffer dirties one page per connection.
+/// The connections' small buffers are carved from one anonymous mapping (`capacity` × buffer
+/// size, reserved, not committed): a page costs memory only once data has been written to it,
+/// so a connection that has not received anything costs its object alone, and one that has
+/// costs its 1 KiB share of a page. Separate heap allocations would not: the allocator's header
+/// beside each buffer dirties a page per connection. Large buffers come from `BufferPool`.
 ///
 /// Lookups by slot (every completion) are lock-free: the slot array never moves and an entry
 /// is written once, before the connection's socket is associated with the port (which orders
@@ -55,7 +56,7 @@ final class ConnectionTable: @unchecked Sendable {
             if let slot = pool.free.popLast() { return entries[slot] }
             guard pool.created < capacity else { return nil }
             let buffer = UnsafeMutableRawBufferPointer(start: slab + pool.created * bufferSize, count: bufferSize)
-            let connection = Connection(slot: pool.created, buffer: buffer)
+            let connection = Connection(slot: pool.created, smallBuffer: buffer)
             entries[pool.created] = connection
             pool.created += 1
             return connection

@@ -91,8 +91,16 @@ extension EchoEngine {
         }
         var one: CInt = 1
         setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
-        // Become the strand's owner before the socket can produce a completion.
-        guard connection.acquireFresh() else {
+        // Become the strand's owner before the socket can produce a completion. A pooled
+        // connection is busy only while the buffer sweep or the drain runs its strand for a
+        // moment (it finds it closed and hands it straight back).
+        var acquired = connection.acquireFresh(), tries = 0
+        while !acquired && tries < 10_000 {
+            sched_yield()
+            acquired = connection.acquireFresh()
+            tries += 1
+        }
+        guard acquired else {
             refusedCount.add(1, ordering: .relaxed)
             close(fd)
             return
@@ -139,13 +147,27 @@ extension EchoEngine {
         if bits & Connection.receiveArrived != 0 {
             c.inflight -= 1
             c.receiving = false
-            if c.receiveErrno != 0 {
+            c.receiveToken = .none
+            let cancelled = c.cancelling
+            c.cancelling = false
+            if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
+                // We cancelled it to give the large buffer back: nothing arrived.
+            } else if c.receiveErrno != 0 {
                 fail(c, errno: c.receiveErrno)
             } else if c.receiveResult == 0 {
                 c.peerClosed = true
             } else {
-                c.received += Int(c.receiveResult)
-                slot?.countBytesIn(UInt64(c.receiveResult))
+                let bytes = Int(c.receiveResult)
+                c.buffered += bytes
+                slot?.countBytesIn(UInt64(bytes))
+                if c.largeIndex >= 0 {
+                    // relaxed: a hint for the sweep (see `Connection.active`).
+                    c.active.store(true, ordering: .relaxed)
+                    c.wantsSmall = false
+                } else if bytes == c.receiveLength && bufferPool != nil {
+                    // It filled the small buffer: more is probably waiting.
+                    c.wantsLarge = true
+                }
             }
         }
         if bits & Connection.sendArrived != 0 {
@@ -154,12 +176,20 @@ extension EchoEngine {
             if c.sendErrno != 0 {
                 fail(c, errno: c.sendErrno)
             } else {
-                c.sent += Int(c.sendResult)
-                slot?.countBytesOut(UInt64(c.sendResult))
+                let bytes = Int(c.sendResult)
+                c.head = (c.head + bytes) % c.buffer.count
+                c.buffered -= bytes
+                // Empty: start the ring over, so the next receive gets it whole (unless a
+                // receive in flight is already writing where the ring continues).
+                if c.buffered == 0 && !c.receiving { c.head = 0 }
+                slot?.countBytesOut(UInt64(bytes))
             }
         }
         if bits & Connection.closeArrived != 0 {
             c.closing = true
+        }
+        if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
+            c.wantsSmall = true
         }
     }
 
@@ -175,9 +205,10 @@ extension EchoEngine {
     /// `submitter`: slot index + 1 of the worker submitting, 0 for none.
     private func advance(_ c: Connection, submitter: Int) {
         if !c.failed && !c.closing {
+            resize(c)
             let capacity = c.buffer.count
             if !c.sending && c.buffered > 0 {
-                let start = c.sent % capacity
+                let start = c.head
                 let length = min(c.buffered, capacity - start)
                 do {
                     try port.send(on: c.fd, from: UnsafeRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 1)
@@ -188,11 +219,13 @@ extension EchoEngine {
                     c.failed = true
                 }
             }
-            if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 {
-                let start = c.received % capacity
+            // Waiting to grow or to shrink: the next receive goes into the other buffer.
+            if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 && !c.wantsLarge && !c.wantsSmall {
+                let start = (c.head + c.buffered) % capacity
                 let length = min(c.free, capacity - start)
                 do {
-                    try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
+                    c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
+                    c.receiveLength = length
                     c.receiving = true
                     c.receiveSubmitter = submitter
                     c.inflight += 1
@@ -217,6 +250,8 @@ extension EchoEngine {
 
     /// Returns a connection whose socket is closed and whose operations are all complete.
     private func finish(_ connection: Connection) {
+        connection.buffered = 0
+        giveBackLarge(connection)
         connection.fd = -1
         connection.attribution.store(0, ordering: .relaxed)
         connection.isOpen.store(false, ordering: .releasing)

@@ -34,6 +34,17 @@ public final class EchoEngine: @unchecked Sendable {
 
     let listener: Listener
     let connections: ConnectionTable
+    /// Large buffers lent to connections while data flows (nil when `ioBufferSize` is small).
+    let bufferPool: BufferPool?
+    /// Bytes of every connection's own buffer: what an idle connection keeps.
+    static let smallBufferSize = 1024
+    /// Address space reserved for large buffers at most: 1 GiB (16 384 × 64 KiB). Connections
+    /// beyond what it holds stay on their small buffers.
+    static let poolBytes = 1 << 30
+    /// Large buffers kept resident in the pool, the rest handed back to the kernel by the sweep.
+    static let warmReserve = 32
+    /// CLOCK_MONOTONIC of the last buffer sweep (sampler thread only).
+    var lastSweepNs: Int64 = 0
     let slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers)
     /// CLOCK_MONOTONIC at start, in ns.
     let startedNs = UInt64(CIOURing_now_ns())
@@ -117,12 +128,17 @@ public final class EchoEngine: @unchecked Sendable {
         listener = try Listener(bindAddress: configuration.bindAddress, port: configuration.port)
         address = listener.address
         listenPort = listener.port
-        guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: configuration.ioBufferSize) else {
+        let small = min(Self.smallBufferSize, configuration.ioBufferSize)
+        let largeCount = min(configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
+        let pool = configuration.ioBufferSize > small ? BufferPool(count: largeCount, size: configuration.ioBufferSize) : nil
+        guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: small),
+              pool != nil || configuration.ioBufferSize <= small else {
             close(listener.fd)
             throw EngineError.invalidConfiguration(
-                "cannot reserve \(configuration.maxConnections) × \(configuration.ioBufferSize) bytes of echo buffers; lower --max-connections or --buffer-size")
+                "cannot reserve \(configuration.maxConnections) connections' buffers; lower --max-connections or --buffer-size")
         }
         connections = table
+        bufferPool = pool
         stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers)
         // Weak: the sampler must not keep a dropped engine alive (deinit stops it).
         final class WeakEngine: @unchecked Sendable { weak var engine: EchoEngine? }
@@ -132,6 +148,7 @@ public final class EchoEngine: @unchecked Sendable {
             // Every worker may be blocked: nobody would move the kernel's completions into the
             // FIFO, and the frame would show an empty queue exactly when it is longest.
             engine.port.harvestIfNobodyLeads()
+            engine.sweepIdleBuffers()
             engine.fill(&frame)
             return true
         }

@@ -11,8 +11,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// The port's concurrency limit; 0 means one per online CPU.
     public var concurrency = 0
     public var backend: BackendChoice = .auto
-    /// Bytes of echo buffer per connection (receives and sends share it as a ring).
-    public var ioBufferSize = 8192
+    /// Largest echo buffer per connection, in bytes (receives and sends share it as a ring):
+    /// lent from a shared pool while data flows; an idle connection keeps 1 KiB (see `Connection`).
+    public var ioBufferSize = 65536
     /// Connections beyond this are accepted and closed at once, and counted as refused.
     public var maxConnections = 10_000
     /// Simulated CPU work per completion, in microseconds (a spin).

@@ -30,8 +30,8 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Connections beyond this are accepted and closed at once.")
     var maxConnections = 10_000
 
-    @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Echo buffer per connection, in bytes.")
-    var bufferSize = 8192
+    @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Largest echo buffer per connection, in bytes: lent from a shared pool while data flows (idle connections keep 1 KiB).")
+    var bufferSize = 65536
 
     @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Stats sampling (and dashboard refresh) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500

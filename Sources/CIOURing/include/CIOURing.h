@@ -170,6 +170,11 @@ static inline void CIOURing_prep_cancel_fd(struct io_uring_sqe *sqe, int fd, uin
     sqe->flags = IOSQE_IO_HARDLINK;
 }
 
+/// `IORING_OP_ASYNC_CANCEL` of the one request whose user data is `target`.
+static inline void CIOURing_prep_cancel(struct io_uring_sqe *sqe, uint64_t target, uint64_t user_data) {
+    CIOURing_prep(sqe, IORING_OP_ASYNC_CANCEL, -1, target, 0, user_data);
+}
+
 /// `IORING_OP_ASYNC_CANCEL` of every request in the ring.
 static inline void CIOURing_prep_cancel_any(struct io_uring_sqe *sqe, uint64_t user_data) {
     CIOURing_prep(sqe, IORING_OP_ASYNC_CANCEL, -1, 0, 0, user_data);

@@ -7,9 +7,14 @@ protocol BackendDriver: AnyObject, Sendable {
     func associate(_ fd: CInt, key: UInt64) throws(PortError)
 
     /// Starts an operation. Its completion (success or failure) is delivered exactly once
-    /// (a multishot accept: once per connection, the last without `hasMore`).
+    /// (a multishot accept: once per connection, the last without `hasMore`). Returns the
+    /// operation's user data (see `OperationTable`).
     func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
-                context: UInt64) throws(PortError)
+                context: UInt64) throws(PortError) -> UInt64
+
+    /// Cancels one operation on `fd` if it is still in flight: it completes with ECANCELED
+    /// (or with its result, if it finished first). A stale `userData` does nothing.
+    func cancel(_ userData: UInt64, fd: CInt)
 
     /// Cancels every operation in flight on `fd` (they complete with ECANCELED) and closes it.
     func closeHandle(_ fd: CInt) throws(PortError)

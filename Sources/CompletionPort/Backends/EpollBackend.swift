@@ -104,11 +104,11 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
     }
 
     func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
-                context: UInt64) throws(PortError) {
+                context: UInt64) throws(PortError) -> UInt64 {
         guard let handle = handles.entry(fd) else { throw PortError.notAssociated(fd) }
         var inline = Completion.empty
         var completedInline = false
-        try handle.pointee.state.withLock { s throws(PortError) in
+        let userData = try handle.pointee.state.withLock { s throws(PortError) -> UInt64 in
             guard s.associated else { throw PortError.notAssociated(fd) }
             let pending: UInt32 = switch operation {
             case .receive: s.receiveSlot
@@ -147,9 +147,30 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
             case .posted:
                 operations.free(index)
             }
+            return userData
         }
         if completedInline {
             withUnsafePointer(to: inline) { scheduler.deliver(UnsafeBufferPointer(start: $0, count: 1)) }
+        }
+        return userData
+    }
+
+    func cancel(_ userData: UInt64, fd: CInt) {
+        guard let handle = handles.entry(fd) else { return }
+        let index = Int(UInt32(truncatingIfNeeded: userData))
+        let slot = UInt32(truncatingIfNeeded: index + 1)
+        var cancelled = Completion.empty
+        // Under the handle lock the leader cannot be performing it: it is pending or gone.
+        let found = handle.pointee.state.withLock { s -> Bool in
+            guard s.associated, s.receiveSlot == slot || s.sendSlot == slot,
+                  operations.slotIndex(userData) != nil else { return false }
+            cancelled = operations.completion(index, result: 0, errno: ECANCELED)
+            operations.free(index)
+            if s.receiveSlot == slot { s.receiveSlot = 0 } else { s.sendSlot = 0 }
+            return true
+        }
+        if found {
+            withUnsafePointer(to: cancelled) { scheduler.deliver(UnsafeBufferPointer(start: $0, count: 1)) }
         }
     }
 

@@ -124,7 +124,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     }
 
     func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
-                context: UInt64) throws(PortError) {
+                context: UInt64) throws(PortError) -> UInt64 {
         let (key, generation) = try key(of: fd)
         guard let userData = operations.allocate(operation, fd: fd, key: key, context: context,
                                                  buffer: buffer, length: length,
@@ -138,6 +138,21 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
         } catch {
             operations.free(Int(UInt32(truncatingIfNeeded: userData)))
             throw error
+        }
+        afterPush()
+        return userData
+    }
+
+    func cancel(_ userData: UInt64, fd: CInt) {
+        // Finished already (its slot moved on): nothing to cancel.
+        guard operations.slotIndex(userData) != nil else { return }
+        // Before the cancel is submitted: its ECANCELED completion is then delivered, not
+        // taken for a thread exit's and resubmitted.
+        operations.requestCancel(userData)
+        do {
+            try push { sqe, _ in CIOURing_prep_cancel(sqe, userData, Self.internalUserData) }
+        } catch {
+            return
         }
         afterPush()
     }
@@ -298,7 +313,8 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
             }
             guard let index = operations.slotIndex(cqe.user_data) else { continue }
             let more = cqe.flags & UInt32(IORING_CQE_F_MORE) != 0
-            if cqe.res == -ECANCELED && !more && cancelledByThreadExit(index)
+            if cqe.res == -ECANCELED && !more && !operations.cancelWasRequested(cqe.user_data)
+                && cancelledByThreadExit(index)
                 && resubmit(index, userData: cqe.user_data) {
                 resubmitted = true
                 continue

@@ -1,0 +1,138 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Large echo buffers lent to connections while data flows through them, and returned when they
+/// go quiet (see `Connection`): bulk transfers move 64 KiB per system call while an idle
+/// connection keeps only its small buffer.
+///
+/// The buffers are carved from one reserved mapping (`count` × `size`, not committed). Two
+/// lock-free stacks hold the free ones: *warm* buffers were returned recently and their pages
+/// are resident; *cold* ones have been handed back to the kernel (`MADV_DONTNEED`) and cost
+/// nothing until written again. `take` prefers warm, `give` pushes warm, and `trim` — called
+/// about once a second off the hot path — moves warm buffers beyond a small reserve to cold.
+/// A buffer is advised away only after it has been popped, so no connection can be writing
+/// into it meanwhile.
+///
+/// Each stack's head packs a 32-bit ABA tag with the buffer index + 1 (0: empty). Invariant: a
+/// buffer is on at most one stack, and on a stack xor lent to exactly one connection.
+final class BufferPool: @unchecked Sendable {
+    /// Bytes per buffer.
+    let size: Int
+    /// Buffers in the pool.
+    let count: Int
+    private let base: UnsafeMutableRawPointer
+    private let next: UnsafeMutablePointer<Atomic<UInt32>>
+    private let warm = Atomic<UInt64>(0)
+    private let cold = Atomic<UInt64>(0)
+    /// Buffers on the warm stack (approximate while pushes and pops race; exact when quiet).
+    private let warmCount = Atomic<Int>(0)
+    /// Buffers lent to connections right now.
+    private let lentCount = Atomic<Int>(0)
+
+    /// Nil when the address space cannot be reserved.
+    init?(count: Int, size: Int) {
+        precondition(count > 0 && count < Int(UInt32.max) && size > 0)
+        guard let mapped = mmap(nil, count * size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              mapped != MAP_FAILED else { return nil }
+        self.size = size
+        self.count = count
+        base = mapped
+        next = .allocate(capacity: count)
+        for i in 0..<count {
+            // Every buffer starts cold (never touched), linked to the one after it.
+            (next + i).initialize(to: Atomic(i + 1 < count ? UInt32(i + 2) : 0))
+        }
+        cold.store(1, ordering: .relaxed)
+    }
+
+    deinit {
+        next.deinitialize(count: count)
+        next.deallocate()
+        munmap(base, count * size)
+    }
+
+    /// The memory of buffer `index`.
+    @inline(__always)
+    func buffer(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + index * size, count: size)
+    }
+
+    /// Lends a buffer, or nil when every buffer is lent. Lock-free.
+    func take() -> Int? {
+        if let index = pop(warm) {
+            // relaxed: gauges, read for display and for `trim`'s estimate only.
+            warmCount.subtract(1, ordering: .relaxed)
+            lentCount.add(1, ordering: .relaxed)
+            return index
+        }
+        guard let index = pop(cold) else { return nil }
+        lentCount.add(1, ordering: .relaxed)
+        return index
+    }
+
+    /// Takes back a lent buffer. Lock-free.
+    func give(_ index: Int) {
+        push(index, onto: warm)
+        // relaxed: gauges (see `take`).
+        warmCount.add(1, ordering: .relaxed)
+        lentCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Hands the pages of warm buffers beyond `reserve` back to the kernel. Returns how many
+    /// buffers it trimmed. One `madvise` per trimmed buffer; call it from a background thread.
+    @discardableResult
+    func trim(keepingWarm reserve: Int) -> Int {
+        var trimmed = 0
+        while warmCount.load(ordering: .relaxed) > reserve, let index = pop(warm) {
+            warmCount.subtract(1, ordering: .relaxed)
+            // Popped: no connection holds it, so its contents may be dropped.
+            madvise(base + index * size, size, MADV_DONTNEED)
+            push(index, onto: cold)
+            trimmed += 1
+        }
+        return trimmed
+    }
+
+    /// Buffers lent to connections right now.
+    var lent: Int { lentCount.load(ordering: .relaxed) }
+
+    // MARK: the two stacks
+
+    private func pop(_ head: borrowing Atomic<UInt64>) -> Int? {
+        // acquiring: pairs with the releasing CAS in `push`, so the pusher's writes (its data
+        // and the link) happen before our use of the buffer.
+        var current = head.load(ordering: .acquiring)
+        while true {
+            let index = UInt32(truncatingIfNeeded: current)
+            guard index != 0 else { return nil }
+            // relaxed: if another thread popped this node meanwhile, the tag moved and the CAS
+            // fails, so a stale link is never installed.
+            let link = next[Int(index - 1)].load(ordering: .relaxed)
+            let tag = (current >> 32) &+ 1
+            let (exchanged, original) = head.weakCompareExchange(
+                expected: current, desired: tag << 32 | UInt64(link),
+                successOrdering: .acquiring, failureOrdering: .acquiring)
+            if exchanged { return Int(index - 1) }
+            current = original
+        }
+    }
+
+    private func push(_ index: Int, onto head: borrowing Atomic<UInt64>) {
+        var current = head.load(ordering: .relaxed)
+        while true {
+            // relaxed: published by the releasing CAS below.
+            next[index].store(UInt32(truncatingIfNeeded: current), ordering: .relaxed)
+            let tag = (current >> 32) &+ 1
+            // releasing: our writes to the buffer and its link happen before the next taker's
+            // acquiring pop.
+            let (exchanged, original) = head.weakCompareExchange(
+                expected: current, desired: tag << 32 | UInt64(index + 1),
+                successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import CIOURing
+import Synchronization
+
+/// Buffers that grow while data flows and shrink when it stops (see `Connection`).
+extension EchoEngine {
+    /// How often the sweep looks for quiet connections: one quiet for a whole interval gives
+    /// its large buffer back, so an idle connection keeps one for 1 to 2 intervals.
+    static let sweepIntervalNs: Int64 = 1_000_000_000
+
+    /// Asks every connection that held a large buffer through a whole sweep interval without
+    /// receiving anything to give it back, then trims the pool's resident reserve. Called by
+    /// the sampler thread each frame; does its work at most once per interval.
+    func sweepIdleBuffers() {
+        guard let pool = bufferPool else { return }
+        let now = CIOURing_now_ns()
+        guard now &- lastSweepNs >= Self.sweepIntervalNs else { return }
+        lastSweepNs = now
+        connections.forEachCreated { connection in
+            // relaxed: hints (see `Connection.holdsLarge`); acquiring `isOpen` as the drain does.
+            guard connection.holdsLarge.load(ordering: .relaxed),
+                  connection.isOpen.load(ordering: .acquiring) else { return }
+            // Active since the last sweep: look again next time.
+            guard !connection.active.exchange(false, ordering: .relaxed) else { return }
+            let bits = connection.arrive(Connection.shrinkArrived)
+            if bits != 0 { pump(connection, bits, worker: nil) }
+        }
+        pool.trim(keepingWarm: Self.warmReserve)
+    }
+
+    /// Large buffers lent to connections right now.
+    public var largeBuffersLent: Int { bufferPool?.lent ?? 0 }
+
+    /// Moves to a large buffer when a full receive asked for one and no send reads the small
+    /// one, and back to the small buffer when the sweep asked and nothing is buffered.
+    func resize(_ c: Connection) {
+        if c.wantsLarge && !c.sending && !c.receiving {
+            c.wantsLarge = false
+            guard let pool = bufferPool, let index = pool.take() else { return }
+            c.moveContents(to: pool.buffer(index))
+            c.largeIndex = index
+            // relaxed: hints for the sweep (see `Connection.holdsLarge`).
+            c.active.store(true, ordering: .relaxed)
+            c.holdsLarge.store(true, ordering: .relaxed)
+            return
+        }
+        guard c.wantsSmall, c.largeIndex >= 0 else { return }
+        guard c.buffered == 0 && !c.sending else {
+            // Data is flowing again: keep the large buffer.
+            c.wantsSmall = false
+            return
+        }
+        if c.receiving {
+            // The pending receive holds the large buffer: cancel it, then move (once it is back).
+            if !c.cancelling {
+                c.cancelling = true
+                port.cancel(c.receiveToken, on: c.fd)
+            }
+            return
+        }
+        giveBackLarge(c)
+    }
+
+    /// Returns the large buffer to the pool; the connection is on its small buffer again.
+    func giveBackLarge(_ c: Connection) {
+        guard c.largeIndex >= 0, let pool = bufferPool else { return }
+        c.moveContents(to: c.smallBuffer)
+        pool.give(c.largeIndex)
+        c.largeIndex = -1
+        c.wantsSmall = false
+        // relaxed: a hint for the sweep (see `Connection.holdsLarge`).
+        c.holdsLarge.store(false, ordering: .relaxed)
+    }
+
+}
