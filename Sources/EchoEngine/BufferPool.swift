@@ -99,6 +99,25 @@ final class BufferPool: @unchecked Sendable {
     /// Buffers lent to connections right now.
     var lent: Int { lentCount.load(ordering: .relaxed) }
 
+    /// Bytes of the pool the kernel holds in memory now (`mincore`): what the pool costs.
+    func residentBytes() -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (count * size + page - 1) / page
+        var resident = 0
+        var vector = [UInt8](repeating: 0, count: 4096)
+        var first = 0
+        while first < pages {
+            let chunk = min(vector.count, pages - first)
+            let ok = vector.withUnsafeMutableBufferPointer { v in
+                mincore(base + first * page, chunk * page, v.baseAddress) == 0
+            }
+            guard ok else { return -1 }
+            resident += vector[0..<chunk].reduce(0) { $0 + Int($1 & 1) }
+            first += chunk
+        }
+        return resident * page
+    }
+
     // MARK: the two stacks
 
     private func pop(_ head: borrowing Atomic<UInt64>) -> Int? {

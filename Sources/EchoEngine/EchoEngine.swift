@@ -104,6 +104,9 @@ public final class EchoEngine: @unchecked Sendable {
         guard configuration.ioBufferSize >= 64, configuration.ioBufferSize <= 1 << 24 else {
             throw EngineError.invalidConfiguration("the I/O buffer size must be between 64 bytes and 16 MiB")
         }
+        guard configuration.largeBuffers >= 0, configuration.largeBuffers <= 1 << 22 else {
+            throw EngineError.invalidConfiguration("large buffers must be between 0 and 4194304")
+        }
         guard configuration.maxConnections > 0, configuration.maxConnections <= 1 << 22 else {
             throw EngineError.invalidConfiguration("max connections must be between 1 and 4194304")
         }
@@ -129,7 +132,8 @@ public final class EchoEngine: @unchecked Sendable {
         address = listener.address
         listenPort = listener.port
         let small = min(Self.smallBufferSize, configuration.ioBufferSize)
-        let largeCount = min(configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
+        let largeCount = configuration.largeBuffers > 0 ? configuration.largeBuffers
+            : min(configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
         let pool = configuration.ioBufferSize > small ? BufferPool(count: largeCount, size: configuration.ioBufferSize) : nil
         guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: small),
               pool != nil || configuration.ioBufferSize <= small else {

@@ -14,6 +14,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Largest echo buffer per connection, in bytes (receives and sends share it as a ring):
     /// lent from a shared pool while data flows; an idle connection keeps 1 KiB (see `Connection`).
     public var ioBufferSize = 65536
+    /// Large buffers in the shared pool; 0: one per connection, within 1 GiB of address space.
+    /// Connections that find the pool empty stay on their 1 KiB buffers until one comes back.
+    public var largeBuffers = 0
     /// Connections beyond this are accepted and closed at once, and counted as refused.
     public var maxConnections = 10_000
     /// Simulated CPU work per completion, in microseconds (a spin).

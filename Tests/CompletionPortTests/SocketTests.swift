@@ -169,6 +169,40 @@ import Glibc
     }
 
     @Test(arguments: availableBackends)
+    func cancellingOneReceiveCompletesItAsCancelledOnce(backend: BackendChoice) throws {
+        let port = try CompletionPort(backend: backend)
+        let (client, server) = try makeConnectedPair()
+        defer { close(client) }
+        try port.associate(server, key: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        let token = try port.receive(on: server, into: buffer, context: 5)
+        port.cancel(token, on: server)
+        let cancelled = try expectCompletion(port)
+        #expect(cancelled.context == 5)
+        #expect(cancelled.errno == ECANCELED)
+        // Delivered, not taken for a thread exit's cancellation and resubmitted.
+        #expect(port.dequeue(timeout: .milliseconds(100)) == .timeout)
+        #expect(port.pendingOperations == 0)
+        // The handle stays usable, and the old token cancels nothing, even once its slot
+        // serves the next receive.
+        try port.receive(on: server, into: buffer, context: 6)
+        port.cancel(token, on: server)
+        writeAll(client, [1, 2, 3])
+        let received = try expectCompletion(port)
+        #expect(received.context == 6)
+        #expect(received.bytes == 3)
+        // A receive that completed before its cancel keeps its result.
+        let late = try port.receive(on: server, into: buffer, context: 7)
+        writeAll(client, [4])
+        let done = try expectCompletion(port)
+        port.cancel(late, on: server)
+        #expect(done.context == 7 && done.bytes == 1)
+        #expect(port.dequeue(timeout: .milliseconds(100)) == .timeout)
+        try port.close(handle: server)
+    }
+
+    @Test(arguments: availableBackends)
     func operationsOfAnExitedThreadStillComplete(backend: BackendChoice) throws {
         let port = try CompletionPort(backend: backend)
         let (client, server) = try makeConnectedPair()

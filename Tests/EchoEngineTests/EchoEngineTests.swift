@@ -306,3 +306,64 @@ import Glibc
         #expect(EngineCommand.workStep(from: 7, -1) == 5)
     }
 }
+
+/// Buffers that grow while data flows and go back to the pool when it stops.
+@Suite struct EchoBufferTests {
+    /// Echoes `chunks` × 64 KiB on every client, verifying every byte.
+    private func echoBulk(_ clients: [CInt], chunks: Int, seed: UInt64) -> Bool {
+        var generator = SplitMix64(state: seed)
+        let payload = (0..<65536).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        var back = [UInt8](repeating: 0, count: payload.count)
+        for client in clients {
+            for _ in 0..<chunks {
+                guard payload.withUnsafeBytes({ writeAll(client, $0) }),
+                      back.withUnsafeMutableBytes({ readExactly(client, into: $0) }) == payload.count,
+                      back == payload else { return false }
+            }
+        }
+        return true
+    }
+
+    @Test(arguments: availableBackends)
+    func largeBuffersAreLentWhileDataFlowsAndReturnedWhenIdle(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 2) { $0.statsPeriodMilliseconds = 50 }
+        defer { _ = engine.drain() }
+        let clients = try (0..<16).map { _ in try connectClient(port: engine.listenPort) }
+        defer { clients.forEach { close($0) } }
+        #expect(echoBulk(clients, chunks: 4, seed: 1))
+        // Grown: a 1 KiB buffer would take 64 receives per 64 KiB; large buffers take a few.
+        let totals = engine.currentFrame().totals
+        #expect(totals.bytesIn == 16 * 4 * 65536)
+        #expect(totals.receives * 8192 < totals.bytesIn, "\(totals.receives) receives for \(totals.bytesIn) bytes")
+        // Quiet for a sweep interval or two: every large buffer goes back, and the pool keeps
+        // at most its warm reserve resident.
+        #expect(eventually(within: 15) { engine.largeBuffersLent == 0 })
+        let pool = try #require(engine.bufferPool)
+        #expect(eventually(within: 15) {
+            pool.residentBytes() <= EchoEngine.warmReserve * engine.configuration.ioBufferSize
+        })
+        // The connections echo as before on their small buffers, and grow again.
+        let receivesBefore = engine.currentFrame().totals.receives
+        #expect(echoBulk(clients, chunks: 2, seed: 2))
+        let after = engine.currentFrame().totals
+        #expect((after.receives - receivesBefore) * 8192 < 16 * 2 * 65536)
+        #expect(eventually(within: 15) { engine.largeBuffersLent == 0 })
+        // A send's completion may be counted just after the client has read its bytes.
+        #expect(eventually {
+            let totals = engine.currentFrame().totals
+            return totals.bytesIn == totals.bytesOut && totals.bytesIn == 16 * 6 * 65536
+        })
+        #expect(engine.currentFrame().engine.closedByError == 0)
+    }
+
+    @Test(arguments: availableBackends)
+    func anEmptyPoolLeavesConnectionsOnTheirSmallBuffers(backend: BackendChoice) throws {
+        // 4 large buffers for 40 connections streaming at once.
+        let engine = try makeEngine(backend, workers: 2) { $0.largeBuffers = 4 }
+        defer { _ = engine.drain() }
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 40, messages: 40, maxLength: 20_000)
+        #expect(outcome.mismatches == 0)
+        #expect(outcome.closedEarly == 0)
+        #expect(outcome.completedMessages == 40 * 40)
+    }
+}
