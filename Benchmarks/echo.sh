@@ -3,6 +3,7 @@
 # server (Benchmarks/baseline/epoll_echo.c) and SwiftNIO's NIOEchoServer.
 #
 #   Benchmarks/echo.sh [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory]
+#                      [--workloads NAME,NAME]   (e.g. stream-10x64k,pingpong-100x4k)
 #
 # Every server runs pinned to core 0, the load generator (`iocptop load`, release build) to
 # core 1. Servers are interleaved round by round; the table gives medians over the rounds.
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0
+ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0 ONLY_WORKLOADS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -21,7 +22,8 @@ while [ $# -gt 0 ]; do
     --skip-nio) SKIP_NIO=1; shift ;;
     --skip-memory) SKIP_MEMORY=1; shift ;;
     --only-memory) ONLY_MEMORY=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory]" >&2; exit 2 ;;
+    --workloads) ONLY_WORKLOADS=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory] [--workloads NAME,NAME]" >&2; exit 2 ;;
   esac
 done
 WORK=$(mktemp -d /tmp/iocptop-echo-bench.XXXXXX)
@@ -75,6 +77,14 @@ SERVERS="iocptop-io_uring iocptop-epoll c-epoll"
 # Streaming: `iocptop load --mode stream` writes 64 KiB chunks continuously, at most 1 MiB
 # unechoed per connection, and counts connections that go a second without an echoed byte.
 WORKLOADS="pingpong-1x128:1:128:1 pingpong-100x128:100:128:1 pingpong-1000x128:1000:128:1 pingpong-100x4k:100:4096:1 stream-10x64k:10:65536:stream"
+if [ -n "$ONLY_WORKLOADS" ]; then
+  chosen=
+  for workload in $WORKLOADS; do
+    case ",$ONLY_WORKLOADS," in *",${workload%%:*},"*) chosen="$chosen $workload" ;; esac
+  done
+  [ -n "$chosen" ] || { echo "no such workload: $ONLY_WORKLOADS" >&2; exit 2; }
+  WORKLOADS=$chosen
+fi
 TICK=$(getconf CLK_TCK)
 RESULTS="$WORK/results.tsv"
 [ "$ONLY_MEMORY" = 1 ] && ROUNDS=0

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Large echo buffers lent to connections while data flows through them, and returned when they
-/// go quiet (see `Connection`): bulk transfers move 64 KiB per system call while an idle
+/// go quiet (see `Connection`): bulk transfers move up to 256 KiB per system call while an idle
 /// connection keeps only its small buffer.
 ///
 /// The buffers are carved from one reserved mapping (`count` × `size`, not committed). Two

@@ -38,9 +38,9 @@ public final class EchoEngine: @unchecked Sendable {
     let bufferPool: BufferPool?
     /// Bytes of every connection's own buffer: what an idle connection keeps.
     static let smallBufferSize = 1024
-    /// Address space reserved for large buffers at most: 1 GiB (16 384 × 64 KiB). Connections
-    /// beyond what it holds stay on their small buffers.
-    static let poolBytes = 1 << 30
+    /// Address space reserved for large buffers at most: 4 GiB (16 384 × 256 KiB), reserved,
+    /// not committed. Connections beyond what it holds stay on their small buffers.
+    static let poolBytes = 1 << 32
     /// Large buffers kept resident in the pool, the rest handed back to the kernel by the sweep.
     static let warmReserve = 32
     /// CLOCK_MONOTONIC of the last buffer sweep (sampler thread only).

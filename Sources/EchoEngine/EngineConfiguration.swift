@@ -13,7 +13,7 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var backend: BackendChoice = .auto
     /// Largest echo buffer per connection, in bytes (receives and sends share it as a ring):
     /// lent from a shared pool while data flows; an idle connection keeps 1 KiB (see `Connection`).
-    public var ioBufferSize = 65536
+    public var ioBufferSize = 262_144
     /// Large buffers in the shared pool; 0: one per connection, within 1 GiB of address space.
     /// Connections that find the pool empty stay on their 1 KiB buffers until one comes back.
     public var largeBuffers = 0

@@ -31,7 +31,7 @@ struct EngineOptions: ParsableArguments {
     var maxConnections = 10_000
 
     @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Largest echo buffer per connection, in bytes: lent from a shared pool while data flows (idle connections keep 1 KiB).")
-    var bufferSize = 65536
+    var bufferSize = 262_144
 
     @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Stats sampling (and dashboard refresh) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500
