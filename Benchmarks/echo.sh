@@ -155,4 +155,46 @@ if [ "$SKIP_MEMORY" = 0 ]; then
     wait $LOAD_PID || true
     stop_server
   done
+
+  # The same 10 000 connections after each has echoed 64 KiB once, then 10 s of silence: what
+  # a connection keeps once its traffic has stopped.
+  echo
+  echo "| server | RSS idle KiB | RSS 10 s after 10 000 connections echoed 64 KiB each KiB | per connection |"
+  echo "|---|---:|---:|---:|"
+  for server in $SERVERS; do
+    start_server "$server"
+    taskset -c 1 "$IOCPTOP" load --port $PORT --connections 100 --duration 1 > /dev/null 2>&1 || true
+    idle=$(rss_kib "$SERVER_PID")
+    taskset -c 1 python3 - "$PORT" 10000 65536 14 > "$WORK/bulk.log" 2>&1 <<'PY' &
+import os, resource, socket, sys, time
+port, count, size, hold = (int(a) for a in sys.argv[1:5])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 100)), hard))
+payload = os.urandom(size)
+held = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(payload)
+    got = bytearray()
+    while len(got) < size:
+        chunk = s.recv(size - len(got))
+        if not chunk: raise SystemExit("closed early")
+        got += chunk
+    if got != payload: raise SystemExit("mismatch")
+    held.append(s)
+print("echoed", flush=True)
+time.sleep(hold)
+PY
+    BULK_PID=$!
+    for _ in $(seq 1 1200); do grep -q echoed "$WORK/bulk.log" && break; kill -0 $BULK_PID 2>/dev/null || break; sleep 0.1; done
+    if grep -q echoed "$WORK/bulk.log"; then
+      sleep 10
+      loaded=$(rss_kib "$SERVER_PID")
+      echo "| $server | $idle | $loaded | $(python3 -c "print(f'{($loaded - $idle) * 1024 / 10000:.0f} B')") |"
+    else
+      echo "| $server | $idle | failed: $(tail -1 "$WORK/bulk.log") | – |"
+    fi
+    kill $BULK_PID 2>/dev/null; wait $BULK_PID 2>/dev/null || true
+    stop_server
+  done
 fi

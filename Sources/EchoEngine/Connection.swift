@@ -14,8 +14,8 @@ import Glibc
 ///
 /// ## Buffers that grow while data flows
 /// A connection starts on its own small buffer (`EchoEngine.smallBufferSize`, from the
-/// connection table's slab). A receive that fills everything it was given says more is
-/// waiting: the connection then borrows a large buffer (`ioBufferSize`, 256 KiB by default)
+/// connection table's slab). A receive that fills the ring says more is arriving than it
+/// holds: the connection then borrows a large buffer (`ioBufferSize`, 256 KiB by default)
 /// from the engine's `BufferPool`, moving what it holds, as soon as no send reads the small one.
 /// When it has been quiet for a sweep interval, the engine's sweep asks it to give the large
 /// buffer back (`shrinkArrived`): with nothing buffered and no send in flight, its pending
@@ -79,9 +79,7 @@ final class Connection: @unchecked Sendable {
     /// Ring position of the first byte not yet sent, and how many bytes the ring holds.
     var head = 0
     var buffered = 0
-    /// Bytes the receive in flight was given: a receive that fills them asks to grow.
-    var receiveLength = 0
-    /// A full receive into the small buffer: borrow a large one when no send reads the small.
+    /// The small ring filled up: borrow a large buffer when no send reads the small one.
     var wantsLarge = false
     /// The sweep asked for the large buffer back; `cancelling`: its receive is being cancelled.
     var wantsSmall = false
@@ -112,7 +110,6 @@ final class Connection: @unchecked Sendable {
         largeIndex = -1
         head = 0
         buffered = 0
-        receiveLength = 0
         wantsLarge = false
         wantsSmall = false
         cancelling = false

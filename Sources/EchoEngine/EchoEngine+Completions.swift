@@ -164,8 +164,9 @@ extension EchoEngine {
                     // relaxed: a hint for the sweep (see `Connection.active`).
                     c.active.store(true, ordering: .relaxed)
                     c.wantsSmall = false
-                } else if bytes == c.receiveLength && bufferPool != nil {
-                    // It filled the small buffer: more is probably waiting.
+                } else if c.buffered == c.buffer.count && bufferPool != nil {
+                    // The small ring is full: more is arriving than it holds. (Messages that
+                    // fit, echoed one at a time, never fill it, however the ring wraps.)
                     c.wantsLarge = true
                 }
             }
@@ -225,7 +226,6 @@ extension EchoEngine {
                 let length = min(c.free, capacity - start)
                 do {
                     c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
-                    c.receiveLength = length
                     c.receiving = true
                     c.receiveSubmitter = submitter
                     c.inflight += 1

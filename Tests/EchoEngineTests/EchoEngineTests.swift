@@ -357,6 +357,19 @@ import Glibc
     }
 
     @Test(arguments: availableBackends)
+    func messagesThatFitNeverBorrowALargeBuffer(backend: BackendChoice) throws {
+        let engine = try makeEngine(backend, workers: 2)
+        defer { _ = engine.drain() }
+        // Up to 512 bytes echoed one at a time: the ring wraps but never fills.
+        let outcome = try EchoDriver.run(port: engine.listenPort, connections: 50, messages: 400, maxLength: 512)
+        #expect(outcome.mismatches == 0)
+        #expect(outcome.completedMessages == 50 * 400)
+        let pool = try #require(engine.bufferPool)
+        #expect(pool.lent == 0)
+        #expect(pool.residentBytes() == 0)
+    }
+
+    @Test(arguments: availableBackends)
     func anEmptyPoolLeavesConnectionsOnTheirSmallBuffers(backend: BackendChoice) throws {
         // 4 large buffers for 40 connections streaming at once.
         let engine = try makeEngine(backend, workers: 2) { $0.largeBuffers = 4 }
