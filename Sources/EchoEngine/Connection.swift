@@ -79,6 +79,9 @@ final class Connection: @unchecked Sendable {
     /// Ring position of the first byte not yet sent, and how many bytes the ring holds.
     var head = 0
     var buffered = 0
+    /// Bytes the receive in flight was given, and whether the last receive filled them.
+    var receiveLength = 0
+    var moreWaiting = false
     /// The small ring filled up: borrow a large buffer when no send reads the small one.
     var wantsLarge = false
     /// The sweep asked for the large buffer back; `cancelling`: its receive is being cancelled.
@@ -110,6 +113,8 @@ final class Connection: @unchecked Sendable {
         largeIndex = -1
         head = 0
         buffered = 0
+        receiveLength = 0
+        moreWaiting = false
         wantsLarge = false
         wantsSmall = false
         cancelling = false

@@ -159,6 +159,7 @@ extension EchoEngine {
             } else {
                 let bytes = Int(c.receiveResult)
                 c.buffered += bytes
+                c.moreWaiting = bytes == c.receiveLength
                 slot?.countBytesIn(UInt64(bytes))
                 if c.largeIndex >= 0 {
                     // relaxed: a hint for the sweep (see `Connection.active`).
@@ -220,12 +221,19 @@ extension EchoEngine {
                     c.failed = true
                 }
             }
-            // Waiting to grow or to shrink: the next receive goes into the other buffer.
-            if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 && !c.wantsLarge && !c.wantsSmall {
+            // Waiting to grow or to shrink: the next receive goes into the other buffer. While
+            // a send is in flight, receive only if the last receive filled what it was given
+            // (more is waiting); otherwise — a message echoed whole, as in request/response —
+            // receive once the send is done, at the start of the emptied ring, so a connection
+            // keeps reusing the same bytes instead of walking its whole buffer.
+            if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 && !c.wantsLarge && !c.wantsSmall
+                && (!c.sending || c.moreWaiting) {
+                if c.buffered == 0 { c.head = 0 }
                 let start = (c.head + c.buffered) % capacity
                 let length = min(c.free, capacity - start)
                 do {
                     c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
+                    c.receiveLength = length
                     c.receiving = true
                     c.receiveSubmitter = submitter
                     c.inflight += 1
