@@ -146,7 +146,7 @@ public final class CompletionPort: @unchecked Sendable {
     /// bytes); if it already finished, its completion stands and nothing happens. The buffer
     /// stays the caller's until that completion is dequeued.
     public func cancel(_ token: OperationToken, on fd: CInt) {
-        guard token != .none else { return }
+        guard token != .none, !scheduler.isClosed else { return }
         driver.cancel(token.userData, fd: fd)
     }
 

@@ -63,13 +63,23 @@ final class OperationTable: @unchecked Sendable {
     }
 
     /// Records that the operation `userData` is being cancelled on purpose. A stale request
-    /// (the slot has moved on) names an old generation and matches nothing.
+    /// (the slot has moved on) names an old generation and matches nothing; it never replaces
+    /// a newer one (the stored generation only moves forward, modulo wrap-around), so a late
+    /// caller cannot undo the request of the slot's next operation.
     func requestCancel(_ userData: UInt64) {
         let index = Int(UInt32(truncatingIfNeeded: userData))
         guard index < capacity else { return }
-        // releasing: ordered before the cancel request the caller then submits; pairs with the
-        // acquiring load in `cancelWasRequested` on the thread that sees its completion.
-        cancelRequests[index].store(UInt32(truncatingIfNeeded: userData >> 32), ordering: .releasing)
+        let generation = UInt32(truncatingIfNeeded: userData >> 32)
+        // relaxed first read: the CAS below decides.
+        var current = cancelRequests[index].load(ordering: .relaxed)
+        while current == 0 || Int32(bitPattern: generation &- current) > 0 {
+            // releasing: ordered before the cancel request the caller then submits; pairs with
+            // the acquiring load in `cancelWasRequested` on the thread that sees its completion.
+            let (exchanged, original) = cancelRequests[index].compareExchange(
+                expected: current, desired: generation, successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
     }
 
     /// Whether a cancellation of the operation `userData` was asked for.

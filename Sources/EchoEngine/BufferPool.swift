@@ -7,7 +7,9 @@ import Glibc
 /// go quiet (see `Connection`): bulk transfers move up to 256 KiB per system call while an idle
 /// connection keeps only its small buffer.
 ///
-/// The buffers are carved from one reserved mapping (`count` × `size`, not committed). Two
+/// The buffers are carved from one reserved mapping (`count` buffers, each starting on a page
+/// boundary and spaced by `size` rounded up to whole pages, so that handing one buffer's pages
+/// back can never touch a neighbour's bytes; reserved, not committed). Two
 /// lock-free stacks hold the free ones: *warm* buffers were returned recently and their pages
 /// are resident; *cold* ones have been handed back to the kernel (`MADV_DONTNEED`) and cost
 /// nothing until written again. `take` prefers warm, `give` pushes warm, and `trim` — called
@@ -22,6 +24,8 @@ final class BufferPool: @unchecked Sendable {
     let size: Int
     /// Buffers in the pool.
     let count: Int
+    /// Distance between buffers: `size` rounded up to whole pages.
+    private let stride: Int
     private let base: UnsafeMutableRawPointer
     private let next: UnsafeMutablePointer<Atomic<UInt32>>
     private let warm = Atomic<UInt64>(0)
@@ -34,11 +38,14 @@ final class BufferPool: @unchecked Sendable {
     /// Nil when the address space cannot be reserved.
     init?(count: Int, size: Int) {
         precondition(count > 0 && count < Int(UInt32.max) && size > 0)
-        guard let mapped = mmap(nil, count * size, PROT_READ | PROT_WRITE,
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let stride = (size + page - 1) / page * page
+        guard let mapped = mmap(nil, count * stride, PROT_READ | PROT_WRITE,
                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               mapped != MAP_FAILED else { return nil }
         self.size = size
         self.count = count
+        self.stride = stride
         base = mapped
         next = .allocate(capacity: count)
         for i in 0..<count {
@@ -51,13 +58,13 @@ final class BufferPool: @unchecked Sendable {
     deinit {
         next.deinitialize(count: count)
         next.deallocate()
-        munmap(base, count * size)
+        munmap(base, count * stride)
     }
 
     /// The memory of buffer `index`.
     @inline(__always)
     func buffer(_ index: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: base + index * size, count: size)
+        UnsafeMutableRawBufferPointer(start: base + index * stride, count: size)
     }
 
     /// Lends a buffer, or nil when every buffer is lent. Lock-free.
@@ -83,13 +90,15 @@ final class BufferPool: @unchecked Sendable {
 
     /// Hands the pages of warm buffers beyond `reserve` back to the kernel. Returns how many
     /// buffers it trimmed. One `madvise` per trimmed buffer; call it from a background thread.
+    /// It takes from the top of the warm stack (the most recently returned: a stack has no
+    /// cheap bottom); which buffers stay warm does not matter, only how many.
     @discardableResult
     func trim(keepingWarm reserve: Int) -> Int {
         var trimmed = 0
         while warmCount.load(ordering: .relaxed) > reserve, let index = pop(warm) {
             warmCount.subtract(1, ordering: .relaxed)
             // Popped: no connection holds it, so its contents may be dropped.
-            madvise(base + index * size, size, MADV_DONTNEED)
+            madvise(base + index * stride, stride, MADV_DONTNEED)
             push(index, onto: cold)
             trimmed += 1
         }
@@ -99,10 +108,13 @@ final class BufferPool: @unchecked Sendable {
     /// Buffers lent to connections right now.
     var lent: Int { lentCount.load(ordering: .relaxed) }
 
+    /// Free buffers whose pages are (or may be) resident.
+    var warmBuffers: Int { warmCount.load(ordering: .relaxed) }
+
     /// Bytes of the pool the kernel holds in memory now (`mincore`): what the pool costs.
     func residentBytes() -> Int {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let pages = (count * size + page - 1) / page
+        let pages = count * stride / page
         var resident = 0
         var vector = [UInt8](repeating: 0, count: 4096)
         var first = 0

@@ -10,7 +10,9 @@ import Glibc
 /// Full duplex: the buffer is a ring. A receive fills the free part while a send drains the
 /// filled part, so at most one receive and one send are in flight, on disjoint bytes. When the
 /// ring is full (a client that does not read) receiving pauses until a send makes room, so a
-/// connection never buffers more than its buffer holds.
+/// connection never buffers more than its buffer holds. A receive that did not fill its space
+/// (a whole message, request/response) is followed by the next one only once its echo's send
+/// is done, at the start of the emptied ring: a connection keeps reusing the same bytes.
 ///
 /// ## Buffers that grow while data flows
 /// A connection starts on its own small buffer (`EchoEngine.smallBufferSize`, from the

@@ -4,25 +4,30 @@ import Synchronization
 /// Buffers that grow while data flows and shrink when it stops (see `Connection`).
 extension EchoEngine {
     /// How often the sweep looks for quiet connections: one quiet for a whole interval gives
-    /// its large buffer back, so an idle connection keeps one for 1 to 2 intervals.
+    /// its large buffer back, so an idle connection keeps one for 1 to 2 intervals (plus up to
+    /// one sampling period: the sampler thread runs the sweep).
     static let sweepIntervalNs: Int64 = 1_000_000_000
 
     /// Asks every connection that held a large buffer through a whole sweep interval without
     /// receiving anything to give it back, then trims the pool's resident reserve. Called by
     /// the sampler thread each frame; does its work at most once per interval.
+    ///
+    /// The request travels as a posted packet (`shrinkKey`, the slot in its context), so the
+    /// worker that dequeues it runs the connection's strand — counting its bytes and submitting
+    /// its cancel as for any completion — and the sampler never owns a strand.
     func sweepIdleBuffers() {
-        guard let pool = bufferPool else { return }
+        guard let pool = bufferPool, !draining.load(ordering: .relaxed) else { return }
         let now = CIOURing_now_ns()
         guard now &- lastSweepNs >= Self.sweepIntervalNs else { return }
         lastSweepNs = now
         connections.forEachCreated { connection in
-            // relaxed: hints (see `Connection.holdsLarge`); acquiring `isOpen` as the drain does.
+            // relaxed: hints (see `Connection.holdsLarge`); a stale read costs one packet that
+            // finds nothing to do, or one more interval.
             guard connection.holdsLarge.load(ordering: .relaxed),
-                  connection.isOpen.load(ordering: .acquiring) else { return }
+                  connection.isOpen.load(ordering: .relaxed) else { return }
             // Active since the last sweep: look again next time.
             guard !connection.active.exchange(false, ordering: .relaxed) else { return }
-            let bits = connection.arrive(Connection.shrinkArrived)
-            if bits != 0 { pump(connection, bits, worker: nil) }
+            try? port.post(key: Self.shrinkKey, context: UInt64(connection.slot))
         }
         pool.trim(keepingWarm: Self.warmReserve)
     }
@@ -50,11 +55,11 @@ extension EchoEngine {
             return
         }
         if c.receiving {
-            // The pending receive holds the large buffer: cancel it, then move (once it is back).
-            if !c.cancelling {
-                c.cancelling = true
-                port.cancel(c.receiveToken, on: c.fd)
-            }
+            // The pending receive holds the large buffer: cancel it, then move (once it is
+            // back). Asked again on every request: a cancel that found nothing (lost to a full
+            // submission queue, or to a resubmission) must not pin the buffer for good.
+            c.cancelling = true
+            port.cancel(c.receiveToken, on: c.fd)
             return
         }
         giveBackLarge(c)

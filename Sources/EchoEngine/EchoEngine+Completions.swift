@@ -18,6 +18,14 @@ extension EchoEngine {
             if counts { worker.slot.countPosted() }
             simulateWork(worker)
             return completion.context == Self.shutdownContext
+        case Self.shrinkKey:
+            if counts { worker.slot.countPosted() }
+            let slot = Int(completion.context)
+            if slot < connections.created {
+                let connection = connections[slot]
+                let owned = connection.arrive(Connection.shrinkArrived)
+                if owned != 0 { pump(connection, owned, worker: worker) }
+            }
         default:
             let connection = connections[Int(completion.key)]
             let bit: UInt32
@@ -92,8 +100,8 @@ extension EchoEngine {
         var one: CInt = 1
         setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
         // Become the strand's owner before the socket can produce a completion. A pooled
-        // connection is busy only while the buffer sweep or the drain runs its strand for a
-        // moment (it finds it closed and hands it straight back).
+        // connection is busy only while a worker serving a late shrink packet, or the drain,
+        // runs its strand (it finds it closed and hands it straight back).
         var acquired = connection.acquireFresh(), tries = 0
         while !acquired && tries < 10_000 {
             sched_yield()
@@ -103,6 +111,8 @@ extension EchoEngine {
         guard acquired else {
             refusedCount.add(1, ordering: .relaxed)
             close(fd)
+            // Back to the pool: whoever holds the strand finds it closed and releases it.
+            connections.give(connection)
             return
         }
         connection.reset(fd: fd)
@@ -166,8 +176,8 @@ extension EchoEngine {
                     c.active.store(true, ordering: .relaxed)
                     c.wantsSmall = false
                 } else if c.buffered == c.buffer.count && bufferPool != nil {
-                    // The small ring is full: more is arriving than it holds. (Messages that
-                    // fit, echoed one at a time, never fill it, however the ring wraps.)
+                    // The small ring is full: more is arriving than it holds. (Messages shorter
+                    // than the ring, echoed one at a time, never fill it, however it wraps.)
                     c.wantsLarge = true
                 }
             }

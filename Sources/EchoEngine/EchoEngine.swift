@@ -94,6 +94,9 @@ public final class EchoEngine: @unchecked Sendable {
     /// Completion keys that are not connection slots.
     static let listenerKey = UInt64.max
     static let controlKey = UInt64.max - 1
+    /// Key of the packets the buffer sweep posts: "connection `context`, give your large
+    /// buffer back if you are still quiet".
+    static let shrinkKey = UInt64.max - 2
     /// Context of the shutdown packet posted on `controlKey`.
     static let shutdownContext: UInt64 = 1
 
@@ -177,7 +180,8 @@ public final class EchoEngine: @unchecked Sendable {
         for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
         // Before the first frame, so that every frame of an --auto engine says so.
         if configuration.auto { _ = apply(.setAuto(true), origin: .auto) }
-        if configuration.countsWorkerActivity { sampler.start() }
+        // The sampler also runs the buffer sweep, so it runs whenever there is a pool.
+        if configuration.countsWorkerActivity || bufferPool != nil { sampler.start() }
         do {
             try port.acceptMultishot(on: listener.fd, context: 0)
         } catch {

@@ -13,8 +13,10 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var backend: BackendChoice = .auto
     /// Largest echo buffer per connection, in bytes (receives and sends share it as a ring):
     /// lent from a shared pool while data flows; an idle connection keeps 1 KiB (see `Connection`).
+    /// 1 KiB or less: no pool, every connection keeps a ring of this size.
     public var ioBufferSize = 262_144
-    /// Large buffers in the shared pool; 0: one per connection, within 1 GiB of address space.
+    /// Large buffers in the shared pool; 0: one per connection, at most 4 GiB of address space
+    /// (16 384 of the default 256 KiB).
     /// Connections that find the pool empty stay on their 1 KiB buffers until one comes back.
     public var largeBuffers = 0
     /// Connections beyond this are accepted and closed at once, and counted as refused.

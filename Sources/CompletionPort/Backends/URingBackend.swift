@@ -28,7 +28,8 @@ struct URingHandle: ~Copyable {
 /// threads' operations with it. The leader therefore resubmits an operation that completes
 /// with ECANCELED when nobody asked for a cancel: its handle is still associated with the
 /// same generation and the port is open. A cancel we did ask for (`closeHandle`, `cancelAll`)
-/// changes one of the two first, so it is delivered. The buffer is still the caller's until
+/// changes one of the two first, so it is delivered; so is one asked for by `cancel` (the
+/// operation's slot records the request, `OperationTable.requestCancel`). The buffer is still the caller's until
 /// the completion is delivered, so resubmitting it is safe, and a cancelled request moved no
 /// bytes.
 ///
@@ -144,9 +145,9 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     }
 
     func cancel(_ userData: UInt64, fd: CInt) {
-        // Finished already (its slot moved on): nothing to cancel.
-        guard operations.slotIndex(userData) != nil else { return }
-        // Before the cancel is submitted: its ECANCELED completion is then delivered, not
+        // No check that it is still in flight: the slot is the leader's to free, and a cancel
+        // of a finished operation finds nothing (its internal CQE is dropped). Before the
+        // cancel is submitted: its ECANCELED completion is then delivered, not
         // taken for a thread exit's and resubmitted.
         operations.requestCancel(userData)
         do {
