@@ -147,8 +147,11 @@ public final class EchoEngine: @unchecked Sendable {
         connections = table
         bufferPool = pool
         stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers)
-        // Weak: the sampler must not keep a dropped engine alive (deinit stops it).
-        final class WeakEngine: @unchecked Sendable { weak var engine: EchoEngine? }
+        // Not strong: the sampler must not keep a dropped engine alive. unowned(unsafe), not
+        // weak: a weak reference gives the engine a side table, and every retain and release
+        // of it — workers make them per completion — then takes the slow path. Sound because
+        // `deinit` stops (joins) the sampler before the engine goes away.
+        final class WeakEngine: @unchecked Sendable { unowned(unsafe) var engine: EchoEngine? }
         let reference = WeakEngine()
         sampler = StatsSampler(ring: stats, periodNs: UInt64(configuration.statsPeriodMilliseconds) * 1_000_000) { frame in
             guard let engine = reference.engine else { return false }

@@ -14,7 +14,11 @@ final class Worker: @unchecked Sendable {
     let slot: WorkerSlot
     /// False when the engine does not count worker activity (benchmarking the counters' cost).
     let counts: Bool
-    private unowned let engine: EchoEngine
+    /// unowned(unsafe): read on every completion, so no reference counting at all (an
+    /// `unowned` load is an atomic increment and decrement, slow ones when the object has a
+    /// side table). Sound because the engine joins every worker before it goes away: `drain`,
+    /// which `deinit` runs, returns only after joining them.
+    private unowned(unsafe) let engine: EchoEngine
     private var thread = pthread_t()
     private let exited = Atomic<Bool>(false)
     private let joined = Mutex<Bool>(false)

@@ -40,7 +40,9 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
     private let epollFD: CInt
     private let eventFD: CInt
     private let operations: OperationTable
-    private unowned let scheduler: Scheduler
+    /// unowned(unsafe): used on every submission and harvest, so no reference counting. Sound
+    /// because the port owns both and calls the backend only while it is alive.
+    private unowned(unsafe) let scheduler: Scheduler
     private let handles: HandleTable<EpollHandle>
     /// Leader only.
     private let events: UnsafeMutablePointer<epoll_event>

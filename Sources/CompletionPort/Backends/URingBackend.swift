@@ -40,7 +40,9 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     private let ring: UnsafeMutablePointer<CIOURing_ring>
     private let sqLock = Mutex<Void>(())
     private let operations: OperationTable
-    private unowned let scheduler: Scheduler
+    /// unowned(unsafe): used on every submission and harvest, so no reference counting. Sound
+    /// because the port owns both and calls the backend only while it is alive.
+    private unowned(unsafe) let scheduler: Scheduler
     private let handles: HandleTable<URingHandle>
     /// The leader is inside io_uring_enter waiting for completions (see `afterPush`).
     private let leaderInKernel = Atomic<Bool>(false)
