@@ -61,8 +61,13 @@ final class ChildProcess {
     }
 
     /// Reads output until a line satisfies `match` or `seconds` pass; returns that line.
+    ///
+    /// Whole lines already read but not yet looked at (a match returns before the rest of its
+    /// chunk is split) are looked at first: a process that wrote several lines at once, and
+    /// then nothing, must not make the next wait miss them.
     func waitForLine(within seconds: Double = 20, _ match: (String) -> Bool) -> String? {
         if let line = lines.first(where: match) { return line }
+        if let line = splitPending(match) { return line }
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             var descriptor = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
@@ -71,12 +76,18 @@ final class ChildProcess {
             let n = read(output, &chunk, chunk.count)
             if n <= 0 { break }
             pending += chunk[0..<n]
-            while let newline = pending.firstIndex(of: 10) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                lines.append(line)
-                if match(line) { return line }
-            }
+            if let line = splitPending(match) { return line }
+        }
+        return nil
+    }
+
+    /// Moves whole lines from `pending` to `lines`, up to and including the first that matches.
+    private func splitPending(_ match: (String) -> Bool) -> String? {
+        while let newline = pending.firstIndex(of: 10) {
+            let line = String(decoding: pending[..<newline], as: UTF8.self)
+            pending.removeSubrange(...newline)
+            lines.append(line)
+            if match(line) { return line }
         }
         return nil
     }
