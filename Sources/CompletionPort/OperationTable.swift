@@ -11,8 +11,8 @@ import Synchronization
 /// dropped instead of being delivered to the slot's new owner. A slot returns to the free list
 /// only after its final completion (for a multishot accept: the CQE without `IORING_CQE_F_MORE`).
 ///
-/// The free list is a Treiber stack whose head packs a 32-bit ABA tag with the index (+1, so 0
-/// means empty). Invariant: a slot is on the free list xor owned by exactly one operation.
+/// The free list is an `IndexStack` (lock-free). Invariant: a slot is on the free list xor owned
+/// by exactly one operation.
 /// `CompletionPortTests.eachPacketExactlyOnce` fails if a slot is handed out twice.
 final class OperationTable: @unchecked Sendable {
     /// An in-flight operation. Written by the submitter before submission; read by whoever
@@ -32,8 +32,7 @@ final class OperationTable: @unchecked Sendable {
 
     let capacity: Int
     let slots: UnsafeMutablePointer<Slot>
-    private let next: UnsafeMutablePointer<Atomic<UInt32>>
-    private let head = Atomic<UInt64>(0)
+    private let freeSlots: IndexStack
     private let inflightCount = Atomic<Int>(0)
     /// Per slot: the generation of the operation whose cancellation was asked for
     /// (`CompletionPort.cancel`), so a backend can tell it from one the kernel made on its own.
@@ -43,12 +42,7 @@ final class OperationTable: @unchecked Sendable {
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: Slot(), count: capacity)
-        next = .allocate(capacity: capacity)
-        for i in 0..<capacity {
-            // Each slot links to the one after it; the head takes slot 0.
-            (next + i).initialize(to: Atomic(i + 1 < capacity ? UInt32(i + 2) : 0))
-        }
-        head.store(1, ordering: .relaxed)
+        freeSlots = IndexStack(capacity: capacity, filled: true)
         cancelRequests = .allocate(capacity: capacity)
         for i in 0..<capacity { (cancelRequests + i).initialize(to: Atomic(0)) }
     }
@@ -56,8 +50,6 @@ final class OperationTable: @unchecked Sendable {
     deinit {
         slots.deinitialize(count: capacity)
         slots.deallocate()
-        next.deinitialize(count: capacity)
-        next.deallocate()
         cancelRequests.deinitialize(count: capacity)
         cancelRequests.deallocate()
     }
@@ -100,34 +92,19 @@ final class OperationTable: @unchecked Sendable {
     /// Takes a free slot and fills it. Returns its user data, or nil when every slot is in use.
     func allocate(_ operation: Operation, fd: CInt, key: UInt64, context: UInt64,
                   buffer: UnsafeMutableRawPointer?, length: Int, handleGeneration: UInt32 = 0) -> UInt64? {
-        // acquiring: pairs with the releasing CAS in `free`, so the previous owner's writes to
-        // the slot (and its `next` link) happen before our reads and writes.
-        var current = head.load(ordering: .acquiring)
-        while true {
-            let index = UInt32(truncatingIfNeeded: current)
-            guard index != 0 else { return nil }
-            // relaxed: if another thread popped this node meanwhile, the tag moved and the CAS
-            // below fails, so a stale link is never installed.
-            let link = next[Int(index - 1)].load(ordering: .relaxed)
-            let tag = (current >> 32) &+ 1
-            let (exchanged, original) = head.weakCompareExchange(
-                expected: current, desired: tag << 32 | UInt64(link),
-                successOrdering: .acquiring, failureOrdering: .acquiring)
-            if exchanged {
-                let i = Int(index - 1)
-                slots[i].operation = operation
-                slots[i].fd = fd
-                slots[i].key = key
-                slots[i].context = context
-                slots[i].buffer = buffer
-                slots[i].length = length
-                slots[i].handleGeneration = handleGeneration
-                // relaxed: a counter; see `inflight`.
-                inflightCount.add(1, ordering: .relaxed)
-                return UInt64(slots[i].generation) << 32 | UInt64(i)
-            }
-            current = original
-        }
+        // The stack's acquiring pop pairs with the releasing push in `free`: the previous
+        // owner's writes to the slot happen before ours.
+        guard let i = freeSlots.pop() else { return nil }
+        slots[i].operation = operation
+        slots[i].fd = fd
+        slots[i].key = key
+        slots[i].context = context
+        slots[i].buffer = buffer
+        slots[i].length = length
+        slots[i].handleGeneration = handleGeneration
+        // relaxed: a counter; see `inflight`.
+        inflightCount.add(1, ordering: .relaxed)
+        return UInt64(slots[i].generation) << 32 | UInt64(i)
     }
 
     /// The slot for `userData`, or nil when the generation is stale (already freed).
@@ -142,18 +119,8 @@ final class OperationTable: @unchecked Sendable {
         slots[index].generation &+= 1
         if slots[index].generation == 0 { slots[index].generation = 1 }
         slots[index].buffer = nil
-        var current = head.load(ordering: .relaxed)
-        while true {
-            // relaxed: published by the releasing CAS below.
-            next[index].store(UInt32(truncatingIfNeeded: current), ordering: .relaxed)
-            let tag = (current >> 32) &+ 1
-            // releasing: our writes to the slot happen before the next owner's acquiring pop.
-            let (exchanged, original) = head.weakCompareExchange(
-                expected: current, desired: tag << 32 | UInt64(index + 1),
-                successOrdering: .releasing, failureOrdering: .relaxed)
-            if exchanged { break }
-            current = original
-        }
+        // Releasing push: our writes to the slot happen before the next owner's pop.
+        freeSlots.push(index)
         // relaxed: a counter; see `inflight`.
         inflightCount.subtract(1, ordering: .relaxed)
     }

@@ -1,3 +1,4 @@
+import CompletionPort
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -17,8 +18,8 @@ import Glibc
 /// A buffer is advised away only after it has been popped, so no connection can be writing
 /// into it meanwhile.
 ///
-/// Each stack's head packs a 32-bit ABA tag with the buffer index + 1 (0: empty). Invariant: a
-/// buffer is on at most one stack, and on a stack xor lent to exactly one connection.
+/// The stacks are `IndexStack`s (lock-free). Invariant: a buffer is on at most one stack, and on
+/// a stack xor lent to exactly one connection.
 final class BufferPool: @unchecked Sendable {
     /// Bytes per buffer.
     let size: Int
@@ -27,9 +28,8 @@ final class BufferPool: @unchecked Sendable {
     /// Distance between buffers: `size` rounded up to whole pages.
     private let stride: Int
     private let base: UnsafeMutableRawPointer
-    private let next: UnsafeMutablePointer<Atomic<UInt32>>
-    private let warm = Atomic<UInt64>(0)
-    private let cold = Atomic<UInt64>(0)
+    private let warm: IndexStack
+    private let cold: IndexStack
     /// Buffers on the warm stack (approximate while pushes and pops race; exact when quiet).
     private let warmCount = Atomic<Int>(0)
     /// Buffers lent to connections right now.
@@ -47,17 +47,12 @@ final class BufferPool: @unchecked Sendable {
         self.count = count
         self.stride = stride
         base = mapped
-        next = .allocate(capacity: count)
-        for i in 0..<count {
-            // Every buffer starts cold (never touched), linked to the one after it.
-            (next + i).initialize(to: Atomic(i + 1 < count ? UInt32(i + 2) : 0))
-        }
-        cold.store(1, ordering: .relaxed)
+        warm = IndexStack(capacity: count, filled: false)
+        // Every buffer starts cold: never touched.
+        cold = IndexStack(capacity: count, filled: true)
     }
 
     deinit {
-        next.deinitialize(count: count)
-        next.deallocate()
         munmap(base, count * stride)
     }
 
@@ -69,20 +64,20 @@ final class BufferPool: @unchecked Sendable {
 
     /// Lends a buffer, or nil when every buffer is lent. Lock-free.
     func take() -> Int? {
-        if let index = pop(warm) {
+        if let index = warm.pop() {
             // relaxed: gauges, read for display and for `trim`'s estimate only.
             warmCount.subtract(1, ordering: .relaxed)
             lentCount.add(1, ordering: .relaxed)
             return index
         }
-        guard let index = pop(cold) else { return nil }
+        guard let index = cold.pop() else { return nil }
         lentCount.add(1, ordering: .relaxed)
         return index
     }
 
     /// Takes back a lent buffer. Lock-free.
     func give(_ index: Int) {
-        push(index, onto: warm)
+        warm.push(index)
         // relaxed: gauges (see `take`).
         warmCount.add(1, ordering: .relaxed)
         lentCount.subtract(1, ordering: .relaxed)
@@ -95,11 +90,11 @@ final class BufferPool: @unchecked Sendable {
     @discardableResult
     func trim(keepingWarm reserve: Int) -> Int {
         var trimmed = 0
-        while warmCount.load(ordering: .relaxed) > reserve, let index = pop(warm) {
+        while warmCount.load(ordering: .relaxed) > reserve, let index = warm.pop() {
             warmCount.subtract(1, ordering: .relaxed)
             // Popped: no connection holds it, so its contents may be dropped.
             madvise(base + index * stride, stride, MADV_DONTNEED)
-            push(index, onto: cold)
+            cold.push(index)
             trimmed += 1
         }
         return trimmed
@@ -128,42 +123,5 @@ final class BufferPool: @unchecked Sendable {
             first += chunk
         }
         return resident * page
-    }
-
-    // MARK: the two stacks
-
-    private func pop(_ head: borrowing Atomic<UInt64>) -> Int? {
-        // acquiring: pairs with the releasing CAS in `push`, so the pusher's writes (its data
-        // and the link) happen before our use of the buffer.
-        var current = head.load(ordering: .acquiring)
-        while true {
-            let index = UInt32(truncatingIfNeeded: current)
-            guard index != 0 else { return nil }
-            // relaxed: if another thread popped this node meanwhile, the tag moved and the CAS
-            // fails, so a stale link is never installed.
-            let link = next[Int(index - 1)].load(ordering: .relaxed)
-            let tag = (current >> 32) &+ 1
-            let (exchanged, original) = head.weakCompareExchange(
-                expected: current, desired: tag << 32 | UInt64(link),
-                successOrdering: .acquiring, failureOrdering: .acquiring)
-            if exchanged { return Int(index - 1) }
-            current = original
-        }
-    }
-
-    private func push(_ index: Int, onto head: borrowing Atomic<UInt64>) {
-        var current = head.load(ordering: .relaxed)
-        while true {
-            // relaxed: published by the releasing CAS below.
-            next[index].store(UInt32(truncatingIfNeeded: current), ordering: .relaxed)
-            let tag = (current >> 32) &+ 1
-            // releasing: our writes to the buffer and its link happen before the next taker's
-            // acquiring pop.
-            let (exchanged, original) = head.weakCompareExchange(
-                expected: current, desired: tag << 32 | UInt64(index + 1),
-                successOrdering: .releasing, failureOrdering: .relaxed)
-            if exchanged { return }
-            current = original
-        }
     }
 }
