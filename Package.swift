@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
-        .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats"]),
+        .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats", "Loopback"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "EchoEngine", "EngineStats", "CShare", "Loopback"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "CompletionPort", "Loopback"]),

@@ -20,12 +20,10 @@ extension EchoEngine {
             return completion.context == Self.shutdownContext
         case Self.shrinkKey:
             if counts { worker.slot.countPosted() }
-            let slot = Int(completion.context)
-            if slot < connections.created {
-                let connection = connections[slot]
-                let owned = connection.arrive(Connection.shrinkArrived)
-                if owned != 0 { pump(connection, owned, worker: worker) }
-            }
+            // Posted only by the sweep, for a slot it found created.
+            let connection = connections[Int(completion.context)]
+            let owned = connection.arrive(Connection.shrinkArrived)
+            if owned != 0 { pump(connection, owned, worker: worker) }
         default:
             let connection = connections[Int(completion.key)]
             let bit: UInt32
@@ -191,9 +189,6 @@ extension EchoEngine {
                 let bytes = Int(c.sendResult)
                 c.head = (c.head + bytes) % c.buffer.count
                 c.buffered -= bytes
-                // Empty: start the ring over, so the next receive gets it whole (unless a
-                // receive in flight is already writing where the ring continues).
-                if c.buffered == 0 && !c.receiving { c.head = 0 }
                 slot?.countBytesOut(UInt64(bytes))
             }
         }
@@ -238,6 +233,7 @@ extension EchoEngine {
             // keeps reusing the same bytes instead of walking its whole buffer.
             if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 && !c.wantsLarge && !c.wantsSmall
                 && (!c.sending || c.moreWaiting) {
+                // Empty: start the ring over, so this receive gets it whole.
                 if c.buffered == 0 { c.head = 0 }
                 let start = (c.head + c.buffered) % capacity
                 let length = min(c.free, capacity - start)

@@ -1,4 +1,5 @@
 import Foundation
+import Loopback
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -18,15 +19,7 @@ import Glibc
         guard fd >= 0 else { return "" }
         defer { close(fd) }
         _ = "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-        var reply: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            reply += chunk[0..<n]
-        }
-        let text = String(decoding: reply, as: UTF8.self)
+        let text = String(decoding: Loopback.readToEnd(fd), as: UTF8.self)
         return text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Loopback
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,15 +56,7 @@ func exchange(port: UInt16, _ request: String) -> String {
 }
 
 func readAll(_ fd: CInt) -> String {
-    var reply: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        reply += chunk[0..<n]
-    }
-    return String(decoding: reply, as: UTF8.self)
+    String(decoding: Loopback.readToEnd(fd), as: UTF8.self)
 }
 
 /// The body of an HTTP reply.
