@@ -61,3 +61,38 @@ void CIOURing_unmap(CIOURing_ring *ring) {
 int CIOURing_accept(int fd) {
     return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+
+int CIOURing_probe_multishot_receive(void) {
+    CIOURing_ring ring;
+    if (CIOURing_map(&ring, 4, 16) != 0) return 0;
+    int result = 0, pair[2] = {-1, -1};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *area = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) goto done_ring;
+    struct io_uring_buf_ring *buffers = area;
+    if (CIOURing_register_buffer_ring(ring.ring_fd, buffers, 1, 0) != 0) goto done_area;
+    CIOURing_buffer_ring_put(buffers, 0, 0, 0, (char *)area + page, 64, 7);
+    CIOURing_buffer_ring_publish(buffers, 1);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) goto done_area;
+    if (write(pair[1], "x", 1) != 1) goto done_pair;
+    struct io_uring_sqe *sqe = &ring.sqes[0];
+    CIOURing_prep_recv_multishot(sqe, pair[0], 0, 1);
+    CIOURing_store_release(ring.sq_tail, 1);
+    if (CIOURing_enter(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, 1000000000) < 0) goto done_pair;
+    if (CIOURing_load_acquire(ring.cq_tail) != CIOURing_load_relaxed(ring.cq_head)) {
+        struct io_uring_cqe *cqe = &ring.cqes[CIOURing_load_relaxed(ring.cq_head) & ring.cq_mask];
+        result = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) && (cqe->flags & IORING_CQE_F_BUFFER)
+            && (cqe->flags >> IORING_CQE_BUFFER_SHIFT) == 7;
+    }
+done_pair:
+    if (pair[0] >= 0) close(pair[0]);
+    if (pair[1] >= 0) close(pair[1]);
+done_area:
+    // Closing the ring (below) cancels the armed receive and drops the registration first.
+    CIOURing_unmap(&ring);
+    munmap(area, 2 * page);
+    return result;
+done_ring:
+    CIOURing_unmap(&ring);
+    return 0;
+}

@@ -40,8 +40,16 @@ public struct Completion: Sendable, Hashable {
     /// 0 on success, otherwise the errno the operation failed with (ECANCELED when its handle
     /// was closed while it was in flight).
     public var errno: Int32
-    /// A multishot accept stays armed: more completions with the same context will follow.
+    /// A multishot accept or receive stays armed: more completions with the same context will
+    /// follow.
     public var hasMore: Bool
+    /// The provided buffer a multishot receive put its bytes in (`CompletionPort.providedBuffer`),
+    /// or -1. The receiver owns it until `CompletionPort.recycle(providedBuffer:)`.
+    public var bufferID: Int32 = -1
+    /// For a multishot receive: this completion's place among those of the same receive (0, 1,
+    /// 2, … in the order the kernel produced them). Completions may reach different threads and
+    /// be served out of that order; the bytes belong together in this order.
+    public var sequence: UInt32 = 0
     /// CLOCK_MONOTONIC (ns) when the packet entered the port's FIFO — harvested from the kernel,
     /// delivered, or posted (one clock read per batch); 0 before that. `dequeue`'s caller reads
     /// the clock once and gets each packet's queue wait from it.

@@ -18,6 +18,7 @@ import Glibc
 /// | `CreateIoCompletionPort(socket, port, k)` | `associate(_:key:)`               |
 /// | `AcceptEx` (served by the port)           | `acceptMultishot(on:context:)`    |
 /// | `WSARecv` / `WSASend` with `OVERLAPPED`   | `receive` / `send` with `context` |
+/// | (RIO's registered buffers, roughly)       | `receiveMultishot(on:context:)`   |
 /// | `GetQueuedCompletionStatus(Ex)`           | `dequeue(timeout:)` / `dequeue(into:timeout:)` |
 /// | `PostQueuedCompletionStatus`              | `post(bytes:key:context:)`        |
 /// | `CancelIoEx(socket, overlapped)`          | `cancel(_:on:)`                   |
@@ -43,14 +44,23 @@ public final class CompletionPort: @unchecked Sendable {
     ///     (`fallbackReason` says why).
     ///   - maxOperations: how many operations may be in flight at once.
     ///   - ringEntries: io_uring submission queue size (the completion queue is 4× larger).
+    ///   - providedBuffers: on io_uring, how many buffers multishot receives may pick from (a
+    ///     power of two ≤ 32768; 0: none). Only a kernel that serves multishot receives (6.0+)
+    ///     gets them; `receivesMultishot` says whether this port has them.
+    ///   - providedBufferSize: the size of each.
     /// - Throws: `PortError.backendUnavailable` when `.ioURing` is forced and io_uring_setup
     ///   fails (ENOSYS: no kernel support; EPERM: `kernel.io_uring_disabled` or seccomp);
     ///   `PortError.system` when epoll cannot be created.
     public init(concurrency: Int = 0, backend choice: BackendChoice = .auto,
-                maxOperations: Int = 1 << 16, ringEntries: UInt32 = 4096) throws(PortError) {
+                maxOperations: Int = 1 << 16, ringEntries: UInt32 = 4096,
+                providedBuffers: Int = 0, providedBufferSize: Int = 1024) throws(PortError) {
         guard concurrency >= 0 else { throw PortError.invalidArgument("concurrency must be >= 0") }
         guard maxOperations > 0, maxOperations <= Int(UInt32.max - 1) else {
             throw PortError.invalidArgument("maxOperations out of range")
+        }
+        guard providedBuffers == 0 || (providedBuffers <= 32768 && providedBuffers & (providedBuffers - 1) == 0
+                                       && providedBufferSize > 0 && providedBufferSize <= 1 << 20) else {
+            throw PortError.invalidArgument("providedBuffers must be a power of two up to 32768, of 1 byte to 1 MiB")
         }
         operations = OperationTable(capacity: maxOperations)
         scheduler = Scheduler(concurrency: concurrency == 0 ? Self.onlineCPUs : concurrency,
@@ -61,7 +71,8 @@ public final class CompletionPort: @unchecked Sendable {
         if choice != .epoll {
             do {
                 chosen = try URingBackend(entries: ringEntries, operations: operations,
-                                          scheduler: scheduler, descriptorLimit: limit)
+                                          scheduler: scheduler, descriptorLimit: limit,
+                                          providedBuffers: providedBuffers, providedBufferSize: providedBufferSize)
             } catch {
                 guard choice == .auto, case .backendUnavailable(_, let cause) = error else { throw error }
                 reason = cause
@@ -124,6 +135,39 @@ public final class CompletionPort: @unchecked Sendable {
         }
         try checkOpen()
         return OperationToken(userData: try driver.submit(.receive, fd: fd, buffer: base, length: buffer.count, context: context))
+    }
+
+    /// Whether `receiveMultishot` is available: io_uring with provided buffers (see `init`).
+    public var receivesMultishot: Bool { driver.providedBuffers != nil }
+
+    /// Starts a multishot receive: one `.receive` completion per arrival of bytes, each in a
+    /// buffer the kernel picked (`Completion.bufferID`, read with `providedBuffer(_:)`, handed
+    /// back with `recycle(providedBuffer:)`), numbered by `Completion.sequence`, with `hasMore`
+    /// while it stays armed. The last completion has no `hasMore`: the peer closed (0 bytes),
+    /// an error, ECANCELED (`cancel`, `close(handle:)`), ENOBUFS (no provided buffer was free),
+    /// or — rarely — bytes after which the kernel stopped it (start another).
+    /// - Throws: `PortError.invalidArgument` when `receivesMultishot` is false.
+    @discardableResult
+    public func receiveMultishot(on fd: CInt, context: UInt64) throws(PortError) -> OperationToken {
+        guard receivesMultishot else {
+            throw PortError.invalidArgument("this port has no provided buffers for multishot receives")
+        }
+        try checkOpen()
+        return OperationToken(userData: try driver.submit(.receive, fd: fd, buffer: nil, length: 0, context: context))
+    }
+
+    /// The memory of provided buffer `id` (from `Completion.bufferID`): its first
+    /// `Completion.bytes` bytes are the ones received.
+    @inline(__always)
+    public func providedBuffer(_ id: Int32) -> UnsafeMutableRawBufferPointer {
+        let buffers = driver.providedBuffers!
+        return UnsafeMutableRawBufferPointer(start: buffers.buffer(Int(id)), count: buffers.size)
+    }
+
+    /// Hands provided buffer `id` back to the kernel, for another multishot arrival. Once per
+    /// completion that named it.
+    public func recycle(providedBuffer id: Int32) {
+        driver.providedBuffers?.recycle(Int(id))
     }
 
     /// Starts an overlapped send of `buffer`.

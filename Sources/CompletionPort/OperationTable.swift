@@ -27,6 +27,9 @@ final class OperationTable: @unchecked Sendable {
         /// The handle's association generation when the operation started (io_uring: tells a
         /// cancellation we asked for from one the kernel made because a thread exited).
         var handleGeneration: UInt32 = 0
+        /// Completions delivered so far (a multishot receive numbers its completions with it).
+        /// Leader only.
+        var delivered: UInt32 = 0
         var generation: UInt32 = 1
     }
 
@@ -102,6 +105,7 @@ final class OperationTable: @unchecked Sendable {
         slots[i].buffer = buffer
         slots[i].length = length
         slots[i].handleGeneration = handleGeneration
+        slots[i].delivered = 0
         // relaxed: a counter; see `inflight`.
         inflightCount.add(1, ordering: .relaxed)
         return UInt64(slots[i].generation) << 32 | UInt64(i)
@@ -125,10 +129,14 @@ final class OperationTable: @unchecked Sendable {
         inflightCount.subtract(1, ordering: .relaxed)
     }
 
-    /// Builds the completion for slot `index` with the kernel's result.
+    /// Builds the completion for slot `index` with the kernel's result and counts it as
+    /// delivered (its `sequence` is the count before).
     func completion(_ index: Int, result: Int32, errno: Int32, hasMore: Bool = false) -> Completion {
         let slot = slots[index]
-        return Completion(operation: slot.operation, result: errno == 0 ? result : 0, key: slot.key,
-                          context: slot.context, errno: errno, hasMore: hasMore)
+        var completion = Completion(operation: slot.operation, result: errno == 0 ? result : 0, key: slot.key,
+                                    context: slot.context, errno: errno, hasMore: hasMore)
+        completion.sequence = slot.delivered
+        slots[index].delivered = slot.delivered &+ 1
+        return completion
     }
 }

@@ -37,6 +37,9 @@
 #ifndef __NR_io_uring_enter
 #define __NR_io_uring_enter 426
 #endif
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // System calls. Each returns the kernel's result, or -errno on failure (never sets errno for the
@@ -154,6 +157,18 @@ static inline void CIOURing_prep_recv(struct io_uring_sqe *sqe, int fd, void *bu
     CIOURing_prep(sqe, IORING_OP_RECV, fd, (uint64_t)(uintptr_t)buf, len, user_data);
 }
 
+/// `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` and `IOSQE_BUFFER_SELECT`: one SQE, one CQE
+/// per arrival, each into a buffer the kernel takes from provided-buffer group `group`
+/// (`IORING_CQE_F_BUFFER`, id in the upper 16 bits of the flags), flagged `IORING_CQE_F_MORE`
+/// while the request stays armed.
+static inline void CIOURing_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, uint16_t group,
+                                                uint64_t user_data) {
+    CIOURing_prep(sqe, IORING_OP_RECV, fd, 0, 0, user_data);
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+}
+
 /// `IORING_OP_SEND` of [buf, buf+len) with `MSG_NOSIGNAL` (a reset peer is an EPIPE completion,
 /// never a SIGPIPE).
 static inline void CIOURing_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, uint32_t len,
@@ -185,6 +200,49 @@ static inline void CIOURing_prep_cancel_any(struct io_uring_sqe *sqe, uint64_t u
 static inline void CIOURing_prep_close(struct io_uring_sqe *sqe, int fd, uint64_t user_data) {
     CIOURing_prep(sqe, IORING_OP_CLOSE, fd, 0, 0, user_data);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Provided buffers: a ring of buffer descriptors shared with the kernel (IORING_REGISTER_PBUF_RING,
+// 5.19+). We own the tail (overlaid on bufs[0].resv), the kernel the head it keeps privately.
+// Descriptor writes must be visible before the tail store -> store-release of the tail; pairs
+// with the kernel's smp_load_acquire(br->tail) when it picks a buffer.
+
+/// Registers `entries` descriptors at `ring_addr` (page-aligned, `entries` a power of two) as
+/// buffer group `group`. Returns 0 or -errno. The corresponding system call is
+/// `io_uring_register(2)` with `IORING_REGISTER_PBUF_RING`.
+static inline int CIOURing_register_buffer_ring(int fd, void *ring_addr, unsigned entries, uint16_t group) {
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)ring_addr;
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    long r = syscall(__NR_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+    return r < 0 ? -errno : (int)r;
+}
+
+/// Writes descriptor `tail + offset` (buffer `id` at `addr`, `len` bytes) without publishing it.
+static inline void CIOURing_buffer_ring_put(struct io_uring_buf_ring *ring, unsigned mask, uint16_t tail,
+                                            unsigned offset, void *addr, uint32_t len, uint16_t id) {
+    struct io_uring_buf *buf = &ring->bufs[(uint16_t)(tail + offset) & mask];
+    buf->addr = (uint64_t)(uintptr_t)addr;
+    buf->len = len;
+    buf->bid = id;
+}
+
+/// Our tail of a provided-buffer ring (only we write it).
+static inline uint16_t CIOURing_buffer_ring_tail(const struct io_uring_buf_ring *ring) {
+    return __atomic_load_n(&ring->tail, __ATOMIC_RELAXED);
+}
+
+/// Publishes descriptors written up to `tail` (releasing, see above).
+static inline void CIOURing_buffer_ring_publish(struct io_uring_buf_ring *ring, uint16_t tail) {
+    __atomic_store_n(&ring->tail, tail, __ATOMIC_RELEASE);
+}
+
+/// Whether this kernel serves a multishot receive over provided buffers (6.0+): asked once,
+/// on a throwaway ring and socket pair, by doing it (a receive of one byte must complete with
+/// a provided buffer and stay armed). 1 yes, 0 no.
+int CIOURing_probe_multishot_receive(void);
 
 // ---------------------------------------------------------------------------------------------
 // Futex parking for the port's waiters (glibc has no futex wrapper either).

@@ -7,8 +7,9 @@ protocol BackendDriver: AnyObject, Sendable {
     func associate(_ fd: CInt, key: UInt64) throws(PortError)
 
     /// Starts an operation. Its completion (success or failure) is delivered exactly once
-    /// (a multishot accept: once per connection, the last without `hasMore`). Returns the
-    /// operation's user data (see `OperationTable`).
+    /// (a multishot accept: once per connection, the last without `hasMore`). A receive with a
+    /// nil buffer is a multishot receive into `providedBuffers` (only when there are some).
+    /// Returns the operation's user data (see `OperationTable`).
     func submit(_ operation: Operation, fd: CInt, buffer: UnsafeMutableRawPointer?, length: Int,
                 context: UInt64) throws(PortError) -> UInt64
 
@@ -32,6 +33,9 @@ protocol BackendDriver: AnyObject, Sendable {
 
     /// Cancels every operation in flight (port close); they complete with ECANCELED.
     func cancelAll()
+
+    /// The buffers multishot receives pick from, when the backend has them.
+    var providedBuffers: ProvidedBuffers? { get }
 
     /// Releases the kernel objects. Called once, when the port is deallocated.
     func shutdown()

@@ -37,6 +37,8 @@ struct EpollHandle: ~Copyable {
 /// `epoll_data.u64` = generation << 32 | fd (the wake eventfd uses `UInt64.max`).
 final class EpollBackend: BackendDriver, @unchecked Sendable {
     let kind = PortBackend.epoll
+    /// epoll has no provided buffers: receives are one-shot.
+    var providedBuffers: ProvidedBuffers? { nil }
     private let epollFD: CInt
     private let eventFD: CInt
     private let operations: OperationTable

@@ -48,11 +48,16 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     private let leaderInKernel = Atomic<Bool>(false)
     /// A wake NOP is in the SQ or CQ and not yet harvested; later wakes are redundant.
     private let wakePending = Atomic<Bool>(false)
+    let providedBuffers: ProvidedBuffers?
 
     private static let wakeUserData: UInt64 = 0
     private static let internalUserData: UInt64 = 1
 
-    init(entries: UInt32, operations: OperationTable, scheduler: Scheduler, descriptorLimit: Int) throws(PortError) {
+    /// - Parameter providedBuffers: how many buffers of `providedBufferSize` bytes multishot
+    ///   receives may pick from (0: none). Registered only when the kernel serves multishot
+    ///   receives (`CIOURing_probe_multishot_receive`, 6.0+); otherwise there are none.
+    init(entries: UInt32, operations: OperationTable, scheduler: Scheduler, descriptorLimit: Int,
+         providedBuffers: Int = 0, providedBufferSize: Int = 0) throws(PortError) {
         ring = .allocate(capacity: 1)
         ring.initialize(to: CIOURing_ring())
         let result = CIOURing_map(ring, entries, entries * 4)
@@ -63,10 +68,17 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
         self.operations = operations
         self.scheduler = scheduler
         handles = HandleTable(limit: descriptorLimit) { URingHandle() }
+        self.providedBuffers = providedBuffers > 0 && Self.kernelReceivesMultishot
+            ? ProvidedBuffers(ringFD: ring.pointee.ring_fd, count: providedBuffers, size: providedBufferSize)
+            : nil
     }
+
+    /// Asked once per process (see `CIOURing_probe_multishot_receive`).
+    private static let kernelReceivesMultishot = CIOURing_probe_multishot_receive() == 1
 
     func shutdown() {
         CIOURing_unmap(ring)
+        providedBuffers?.unmap()
         ring.deallocate()
     }
 
@@ -120,6 +132,8 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
         let length32 = UInt32(clamping: length)
         switch operation {
         case .accept: CIOURing_prep_multishot_accept(sqe, fd, userData)
+        case .receive where buffer == nil:
+            CIOURing_prep_recv_multishot(sqe, fd, ProvidedBuffers.group, userData)
         case .receive: CIOURing_prep_recv(sqe, fd, buffer, length32, userData)
         case .send: CIOURing_prep_send(sqe, fd, buffer, length32, userData)
         case .posted: CIOURing_prep_nop(sqe, userData)
@@ -314,7 +328,13 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
                 }
                 continue
             }
-            guard let index = operations.slotIndex(cqe.user_data) else { continue }
+            let bufferID = cqe.flags & UInt32(IORING_CQE_F_BUFFER) != 0
+                ? Int32(cqe.flags >> UInt32(IORING_CQE_BUFFER_SHIFT)) : -1
+            guard let index = operations.slotIndex(cqe.user_data) else {
+                // Unreachable (a slot is freed only after its last CQE); a buffer must not leak.
+                if bufferID >= 0 { providedBuffers?.recycle(Int(bufferID)) }
+                continue
+            }
             let more = cqe.flags & UInt32(IORING_CQE_F_MORE) != 0
             if cqe.res == -ECANCELED && !more && !operations.cancelWasRequested(cqe.user_data)
                 && cancelledByThreadExit(index)
@@ -325,6 +345,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
             buffer[n] = cqe.res < 0
                 ? operations.completion(index, result: 0, errno: -cqe.res, hasMore: more)
                 : operations.completion(index, result: cqe.res, errno: 0, hasMore: more)
+            buffer[n].bufferID = bufferID
             if !more { operations.free(index) }
             n += 1
         }
