@@ -4,6 +4,8 @@
 #
 #   Benchmarks/echo.sh [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory]
 #                      [--workloads NAME,NAME]   (e.g. stream-10x64k,pingpong-100x4k)
+#                      [--with-multishot]   (also iocptop on io_uring with --provided-buffers 2048:
+#                                            one multishot receive per connection)
 #
 # Every server runs pinned to core 0, the load generator (`iocptop load`, release build) to
 # core 1. Servers are interleaved round by round; the table gives medians over the rounds.
@@ -14,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0 ONLY_WORKLOADS=
+ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0 ONLY_WORKLOADS= WITH_MULTISHOT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -23,7 +25,8 @@ while [ $# -gt 0 ]; do
     --skip-memory) SKIP_MEMORY=1; shift ;;
     --only-memory) ONLY_MEMORY=1; shift ;;
     --workloads) ONLY_WORKLOADS=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory] [--workloads NAME,NAME]" >&2; exit 2 ;;
+    --with-multishot) WITH_MULTISHOT=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory] [--workloads NAME,NAME] [--with-multishot]" >&2; exit 2 ;;
   esac
 done
 WORK=$(mktemp -d /tmp/iocptop-echo-bench.XXXXXX)
@@ -55,6 +58,7 @@ start_server() {
   PORT=$((PORT + 1))
   case "$1" in
     iocptop-io_uring) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend io_uring --quiet > "$WORK/server.log" 2>&1 & ;;
+    iocptop-io_uring-multishot) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend io_uring --provided-buffers 2048 --quiet > "$WORK/server.log" 2>&1 & ;;
     iocptop-epoll) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend epoll --quiet > "$WORK/server.log" 2>&1 & ;;
     c-epoll) taskset -c 0 "$WORK/epoll_echo" $PORT > "$WORK/server.log" 2>&1 & ;;
     nio) taskset -c 0 "$NIO_SERVER" 127.0.0.1 $PORT > "$WORK/server.log" 2>&1 & ;;
@@ -72,6 +76,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 SERVERS="iocptop-io_uring iocptop-epoll c-epoll"
+[ "$WITH_MULTISHOT" = 1 ] && SERVERS="iocptop-io_uring iocptop-io_uring-multishot iocptop-epoll c-epoll"
 [ -n "$NIO_SERVER" ] && SERVERS="$SERVERS nio"
 # name connections size pipeline
 # Streaming: `iocptop load --mode stream` writes 64 KiB chunks continuously, at most 1 MiB

@@ -42,7 +42,12 @@ final class Connection: @unchecked Sendable {
     static let sendArrived: UInt32 = 4
     static let closeArrived: UInt32 = 8
     static let shrinkArrived: UInt32 = 16
+    /// Bytes of the multishot receive arrived (on the `arrivals` stack).
+    static let shotArrived: UInt32 = 32
+    /// The multishot receive ended (`shotsEnd`, `receiveResult`, `receiveErrno`).
+    static let shotsEnded: UInt32 = 64
     static let arrivedMask: UInt32 = receiveArrived | sendArrived | closeArrived | shrinkArrived
+        | shotArrived | shotsEnded
 
     /// The completion key of this connection.
     let slot: Int
@@ -71,6 +76,11 @@ final class Connection: @unchecked Sendable {
     var receiveErrno: Int32 = 0
     var sendResult: Int32 = 0
     var sendErrno: Int32 = 0
+    /// The sequence number after the multishot receive's last arrival (see `Arrivals`).
+    var shotsEnd: UInt32 = 0
+    /// Multishot arrivals pushed by workers and not yet taken by the owner: id + 1 of the top
+    /// entry of a stack in `EchoEngine.arrivals`, 0 when empty.
+    let arrivals = Atomic<UInt32>(0)
 
     // Owned by the strand owner.
     var fd: CInt = -1
@@ -84,6 +94,15 @@ final class Connection: @unchecked Sendable {
     /// Bytes the receive in flight was given, and whether the last receive filled them.
     var receiveLength = 0
     var moreWaiting = false
+    /// The receive in flight is multishot; its arrivals the owner holds (ordered, id + 1 of
+    /// the first), the sequence number it copies next, and whether its end has arrived.
+    var multishot = false
+    var heldArrivals: UInt32 = 0
+    var nextShot: UInt32 = 0
+    var multishotEnded = false
+    /// A multishot receive found no provided buffer free (ENOBUFS): one-shot receives from
+    /// then on, into the connection's own ring.
+    var oneShotOnly = false
     /// The small ring filled up: borrow a large buffer when no send reads the small one.
     var wantsLarge = false
     /// The sweep asked for the large buffer back; `cancelling`: its receive is being cancelled.
@@ -117,6 +136,11 @@ final class Connection: @unchecked Sendable {
         buffered = 0
         receiveLength = 0
         moreWaiting = false
+        multishot = false
+        heldArrivals = 0
+        nextShot = 0
+        multishotEnded = false
+        oneShotOnly = false
         wantsLarge = false
         wantsSmall = false
         cancelling = false
@@ -175,6 +199,19 @@ final class Connection: @unchecked Sendable {
     }
 
     var free: Int { buffer.count - buffered }
+
+    /// Appends `count` bytes to the ring (the caller checked `free`), wrapping at its end.
+    func append(_ bytes: UnsafeRawPointer, count: Int) {
+        if buffered == 0 { head = 0 }
+        let capacity = buffer.count
+        let tail = (head + buffered) % capacity
+        let first = min(count, capacity - tail)
+        (buffer.baseAddress! + tail).copyMemory(from: bytes, byteCount: first)
+        if count > first {
+            buffer.baseAddress!.copyMemory(from: bytes + first, byteCount: count - first)
+        }
+        buffered += count
+    }
 
     /// Moves the ring's bytes to the front of `target` and makes it the buffer in use. No
     /// receive or send may be in flight, and `target` must hold `buffered` bytes.

@@ -38,7 +38,8 @@ extension EchoEngine {
     /// Moves to a large buffer when a full receive asked for one and no send reads the small
     /// one, and back to the small buffer when the sweep asked and nothing is buffered.
     func resize(_ c: Connection) {
-        if c.wantsLarge && !c.sending && !c.receiving {
+        // A multishot receive writes into provided buffers, never the ring: it may stay armed.
+        if c.wantsLarge && !c.sending && (!c.receiving || c.multishot) {
             c.wantsLarge = false
             guard let pool = bufferPool, let index = pool.take() else { return }
             c.moveContents(to: pool.buffer(index))
@@ -72,6 +73,8 @@ extension EchoEngine {
         pool.give(c.largeIndex)
         c.largeIndex = -1
         c.wantsSmall = false
+        // Quiet for a while: provided buffers are worth trying again.
+        c.oneShotOnly = false
         // relaxed: a hint for the sweep (see `Connection.holdsLarge`).
         c.holdsLarge.store(false, ordering: .relaxed)
     }

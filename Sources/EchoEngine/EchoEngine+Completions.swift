@@ -27,7 +27,10 @@ extension EchoEngine {
         default:
             let connection = connections[Int(completion.key)]
             let bit: UInt32
-            if completion.operation == .receive {
+            if completion.operation == .receive && completion.context == Self.multishotContext {
+                if counts { worker.slot.countReceiveCompletion() }
+                bit = multishotArrived(completion, connection)
+            } else if completion.operation == .receive {
                 if counts { worker.slot.countReceiveCompletion() }
                 connection.receiveResult = completion.result
                 connection.receiveErrno = completion.errno
@@ -43,6 +46,16 @@ extension EchoEngine {
         }
         simulateWork(worker)
         return false
+    }
+
+    /// Records a multishot arrival for the connection's strand; returns the bit to set.
+    private func multishotArrived(_ completion: Completion, _ connection: Connection) -> UInt32 {
+        if completion.bufferID >= 0 { arrivals!.push(completion, onto: connection) }
+        if completion.hasMore { return Connection.shotArrived }
+        connection.receiveResult = completion.result
+        connection.receiveErrno = completion.errno
+        connection.shotsEnd = completion.sequence &+ (completion.bufferID >= 0 ? 1 : 0)
+        return Connection.shotsEnded
     }
 
     /// Simulated work per completion: a CPU spin, then a sleep inside the blocking scope.
@@ -139,7 +152,7 @@ extension EchoEngine {
         while true {
             if connection.fd >= 0 {
                 apply(bits, to: connection, slot: slot)
-                advance(connection, submitter: worker.map { $0.slot.index + 1 } ?? 0)
+                advance(connection, submitter: worker.map { $0.slot.index + 1 } ?? 0, slot: slot)
                 if connection.closeIssued && connection.inflight == 0 {
                     finish(connection)
                     return
@@ -192,12 +205,66 @@ extension EchoEngine {
                 slot?.countBytesOut(UInt64(bytes))
             }
         }
+        if bits & (Connection.shotArrived | Connection.shotsEnded) != 0 {
+            arrivals!.take(into: c)
+            if bits & Connection.shotsEnded != 0 { c.multishotEnded = true }
+        }
         if bits & Connection.closeArrived != 0 {
             c.closing = true
         }
         if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
             c.wantsSmall = true
         }
+    }
+
+    /// Copies the multishot arrivals the connection holds into its ring, in sequence order and
+    /// as far as it has room, handing each buffer back to the kernel; then, once every arrival
+    /// before the receive's end is in, applies the end. An arrival that does not fit says more is
+    /// arriving than the ring holds: the connection grows (see `resize`, which does not wait for
+    /// the multishot receive to end: it writes into provided buffers, not the ring) and the
+    /// receive is cancelled, the next ones going straight into the large buffer.
+    /// A failed or closing connection drops what arrives.
+    private func deliverArrivals(_ c: Connection, slot: WorkerSlot?) {
+        let table = arrivals!
+        let dropping = c.failed || c.closing || c.closeIssued
+        while let (id, length) = table.first(of: c.heldArrivals, expected: c.nextShot) {
+            if !dropping {
+                guard length <= c.free else {
+                    if bufferPool != nil && c.largeIndex < 0 && c.multishot && !c.cancelling {
+                        c.wantsLarge = true
+                        c.cancelling = true
+                        port.cancel(c.receiveToken, on: c.fd)
+                    }
+                    break
+                }
+                c.append(port.providedBuffer(id).baseAddress!, count: length)
+                slot?.countBytesIn(UInt64(length))
+                // relaxed: a hint for the sweep (see `Connection.active`).
+                if c.largeIndex >= 0 { c.active.store(true, ordering: .relaxed) }
+            }
+            c.heldArrivals = table.rest(of: c.heldArrivals)
+            c.nextShot &+= 1
+            port.recycle(providedBuffer: id)
+        }
+        guard c.multishotEnded && c.nextShot == c.shotsEnd else { return }
+        c.multishotEnded = false
+        c.multishot = false
+        c.inflight -= 1
+        c.receiving = false
+        c.receiveToken = .none
+        let cancelled = c.cancelling
+        c.cancelling = false
+        if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
+            // We cancelled it to grow: `resize` moves the ring to a large buffer.
+        } else if c.receiveErrno == ENOBUFS {
+            // Every provided buffer is held: receive into the connection's own ring instead.
+            c.oneShotOnly = true
+        } else if c.receiveErrno != 0 {
+            fail(c, errno: c.receiveErrno)
+        } else if c.receiveResult == 0 {
+            c.peerClosed = true
+        }
+        // Otherwise the kernel stopped it after bytes: `advance` arms another.
     }
 
     private func fail(_ c: Connection, errno: Int32) {
@@ -210,15 +277,18 @@ extension EchoEngine {
 
     /// Starts whatever the connection can do now.
     /// `submitter`: slot index + 1 of the worker submitting, 0 for none.
-    private func advance(_ c: Connection, submitter: Int) {
+    private func advance(_ c: Connection, submitter: Int, slot: WorkerSlot?) {
+        if c.heldArrivals != 0 || c.multishotEnded { deliverArrivals(c, slot: slot) }
         if !c.failed && !c.closing {
             resize(c)
+            // Grown: what did not fit fits now.
+            if c.heldArrivals != 0 { deliverArrivals(c, slot: slot) }
             let capacity = c.buffer.count
             if !c.sending && c.buffered > 0 {
                 let start = c.head
                 let length = min(c.buffered, capacity - start)
                 do {
-                    try port.send(on: c.fd, from: UnsafeRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 1)
+                    try port.send(on: c.fd, from: UnsafeRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: Self.sendContext)
                     c.sending = true
                     c.sendSubmitter = submitter
                     c.inflight += 1
@@ -231,6 +301,20 @@ extension EchoEngine {
             // (more is waiting); otherwise — a message echoed whole, as in request/response —
             // receive once the send is done, at the start of the emptied ring, so a connection
             // keeps reusing the same bytes instead of walking its whole buffer.
+            if !c.failed && !c.receiving && !c.peerClosed && !c.wantsLarge && !c.wantsSmall
+                && c.largeIndex < 0 && arrivals != nil && !c.oneShotOnly {
+                // On its own buffer: one multishot receive for every message to come.
+                do {
+                    c.receiveToken = try port.receiveMultishot(on: c.fd, context: Self.multishotContext)
+                    c.multishot = true
+                    c.nextShot = 0
+                    c.receiving = true
+                    c.receiveSubmitter = submitter
+                    c.inflight += 1
+                } catch {
+                    c.failed = true
+                }
+            }
             if !c.failed && !c.receiving && !c.peerClosed && c.free > 0 && !c.wantsLarge && !c.wantsSmall
                 && (!c.sending || c.moreWaiting) {
                 // Empty: start the ring over, so this receive gets it whole.
@@ -238,7 +322,7 @@ extension EchoEngine {
                 let start = (c.head + c.buffered) % capacity
                 let length = min(c.free, capacity - start)
                 do {
-                    c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: 0)
+                    c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: Self.receiveContext)
                     c.receiveLength = length
                     c.receiving = true
                     c.receiveSubmitter = submitter
@@ -265,6 +349,16 @@ extension EchoEngine {
     /// Returns a connection whose socket is closed and whose operations are all complete.
     private func finish(_ connection: Connection) {
         connection.buffered = 0
+        if let arrivals {
+            // Every arrival came before the receive's end, so none is left; should one be,
+            // its buffer must not leak.
+            arrivals.take(into: connection)
+            while connection.heldArrivals != 0 {
+                let id = Int32(connection.heldArrivals - 1)
+                connection.heldArrivals = arrivals.rest(of: connection.heldArrivals)
+                port.recycle(providedBuffer: id)
+            }
+        }
         giveBackLarge(connection)
         connection.fd = -1
         connection.attribution.store(0, ordering: .relaxed)

@@ -36,6 +36,11 @@ public final class EchoEngine: @unchecked Sendable {
     let connections: ConnectionTable
     /// Large buffers lent to connections while data flows (nil when `ioBufferSize` is small).
     let bufferPool: BufferPool?
+    /// Where multishot arrivals wait for their connection (nil: one-shot receives only).
+    let arrivals: Arrivals?
+    /// Whether connections receive with one multishot receive over provided buffers (io_uring,
+    /// kernel 6.0+, `providedBuffers` > 0) rather than one receive per message.
+    public var receivesMultishot: Bool { arrivals != nil }
     /// Bytes of every connection's own buffer: what an idle connection keeps.
     static let smallBufferSize = 1024
     /// Address space reserved for large buffers at most: 4 GiB (16 384 × 256 KiB), reserved,
@@ -99,6 +104,10 @@ public final class EchoEngine: @unchecked Sendable {
     static let shrinkKey = UInt64.max - 2
     /// Context of the shutdown packet posted on `controlKey`.
     static let shutdownContext: UInt64 = 1
+    /// Contexts of a connection's operations.
+    static let receiveContext: UInt64 = 0
+    static let sendContext: UInt64 = 1
+    static let multishotContext: UInt64 = 2
 
     /// Starts listening and serving.
     /// - Throws: `EngineError.addressInUse` when the address is taken; other `EngineError`s
@@ -109,6 +118,10 @@ public final class EchoEngine: @unchecked Sendable {
         }
         guard configuration.largeBuffers >= 0, configuration.largeBuffers <= 1 << 22 else {
             throw EngineError.invalidConfiguration("large buffers must be between 0 and 4194304")
+        }
+        let provided = configuration.providedBuffers
+        guard provided == 0 || (provided <= 32768 && provided & (provided - 1) == 0) else {
+            throw EngineError.invalidConfiguration("provided buffers must be 0 or a power of two up to 32768")
         }
         guard configuration.maxConnections > 0, configuration.maxConnections <= 1 << 22 else {
             throw EngineError.invalidConfiguration("max connections must be between 1 and 4194304")
@@ -165,12 +178,14 @@ public final class EchoEngine: @unchecked Sendable {
         do {
             // Two operations per connection, plus the accept and room for cancellations.
             port = try CompletionPort(concurrency: configuration.concurrency, backend: configuration.backend,
-                                      maxOperations: 2 * configuration.maxConnections + 64)
+                                      maxOperations: 2 * configuration.maxConnections + 64,
+                                      providedBuffers: configuration.providedBuffers, providedBufferSize: small)
             try port.associate(listener.fd, key: Self.listenerKey)
         } catch {
             close(listener.fd)
             throw EngineError.port(error)
         }
+        arrivals = port.receivesMultishot ? Arrivals(count: configuration.providedBuffers) : nil
         reference.engine = self
         var identity = EngineIdentity()
         identity.pid = getpid()

@@ -19,6 +19,16 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// (16 384 of the default 256 KiB).
     /// Connections that find the pool empty stay on their 1 KiB buffers until one comes back.
     public var largeBuffers = 0
+    /// Buffers the kernel picks from for multishot receives (io_uring on a 6.0+ kernel), each
+    /// as large as a connection's own buffer, shared by all connections: a connection on its
+    /// own buffer keeps one multishot receive armed instead of submitting a receive per
+    /// message. A power of two up to 32768; 0: one-shot receives only (`EchoEngine.receivesMultishot`).
+    ///
+    /// Off by default: measured, it costs more CPU per message than one-shot receives on this
+    /// port — every arrival is task work the kernel signals to the worker that armed the
+    /// receive, waking it even while it is parked (3.5× the context switches; see
+    /// Benchmarks/README.md, "Multishot receive").
+    public var providedBuffers = 0
     /// Connections beyond this are accepted and closed at once, and counted as refused.
     public var maxConnections = 10_000
     /// Simulated CPU work per completion, in microseconds (a spin).

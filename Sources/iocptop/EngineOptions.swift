@@ -33,6 +33,9 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Largest echo buffer per connection, in bytes: lent from a shared pool while data flows (idle connections keep 1 KiB).")
     var bufferSize = 262_144
 
+    @Option(name: .customLong("provided-buffers"), parsing: .unconditional, help: "Multishot receives on io_uring (6.0+) over this many provided 1 KiB buffers (a power of two, e.g. 2048); 0: one receive per message, which measured cheaper (see Benchmarks/README.md).")
+    var providedBuffers = 0
+
     @Option(name: .customLong("refresh-ms"), parsing: .unconditional, help: "Stats sampling (and dashboard refresh) interval in milliseconds, 50 to 60000.")
     var refreshMilliseconds = 500
 
@@ -57,6 +60,9 @@ struct EngineOptions: ParsableArguments {
         guard blockMicroseconds >= 0, blockMicroseconds <= 1_000_000 else { throw ValidationError("--block-us must be between 0 and 1000000") }
         guard maxConnections > 0, maxConnections <= 1 << 22 else { throw ValidationError("--max-connections must be between 1 and 4194304") }
         guard bufferSize >= 64, bufferSize <= 1 << 24 else { throw ValidationError("--buffer-size must be between 64 and 16777216") }
+        guard providedBuffers == 0 || (providedBuffers <= 32768 && providedBuffers & (providedBuffers - 1) == 0) else {
+            throw ValidationError("--provided-buffers must be 0 or a power of two up to 32768")
+        }
     }
 
     var engineConfiguration: EngineConfiguration {
@@ -70,6 +76,7 @@ struct EngineOptions: ParsableArguments {
         configuration.blockMicroseconds = blockMicroseconds
         configuration.maxConnections = maxConnections
         configuration.ioBufferSize = bufferSize
+        configuration.providedBuffers = providedBuffers
         configuration.statsPeriodMilliseconds = refreshMilliseconds
         configuration.auto = auto
         configuration.autoMaxWorkers = maxWorkers

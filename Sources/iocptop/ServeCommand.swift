@@ -91,10 +91,12 @@ enum EngineStart {
         }
     }
 
-    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C · pid P".
+    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C · multishot receive · pid P"
+    /// (or "one-shot receive": epoll, a kernel before 6.0, or `--provided-buffers 0`).
     static func startLine(_ server: EchoEngine) -> String {
         let port = server.port
-        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · pid \(getpid())"
+        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · "
+            + (server.receivesMultishot ? "multishot receive" : "one-shot receive") + " · pid \(getpid())"
         if let reason = port.fallbackReason { line += " (io_uring unavailable: \(reason))" }
         return line
     }

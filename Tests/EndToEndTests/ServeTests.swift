@@ -10,7 +10,8 @@ import Glibc
     @Test(arguments: [("serve --workers -1", "--workers must be between 0 and 256"),
                       ("load --connections -3", "connections must be between 1 and 1000000"),
                       ("--batch --iterations -2", "--iterations must not be negative"),
-                      ("serve --work-us -5", "--work-us must be between 0 and 1000000")])
+                      ("serve --work-us -5", "--work-us must be between 0 and 1000000"),
+                      ("serve --provided-buffers 1000", "--provided-buffers must be 0 or a power of two up to 32768")])
     func negativeNumbersAreRangeErrors(arguments: String, message: String) throws {
         let run = try ChildProcess(shell: "exec '\(iocptopPath)' \(arguments)")
         #expect(run.waitForExit() == 64)
@@ -22,6 +23,7 @@ import Glibc
         let server = try ChildProcess(shell: "exec '\(iocptopPath)' serve --port 0 --workers 2 --backend \(backend)")
         let start = try #require(server.waitForLine { $0.contains("echo on") }, "no start line: \(server.lines)")
         #expect(start.contains(backend))
+        #expect(start.contains("one-shot receive"), "the default: one receive per message")
         let port = try #require(listenPort(fromStartLine: start))
         let client = connectClient(port: port)
         #expect(client >= 0)
@@ -31,6 +33,25 @@ import Glibc
         server.signal(SIGTERM)
         #expect(server.waitForExit() == 0)
         #expect(server.lines.contains { $0.contains("drained in") }, "\(server.lines)")
+    }
+
+    /// `--provided-buffers` turns on multishot receives where io_uring has them, and says so.
+    @Test func providedBuffersTurnOnMultishotReceives() throws {
+        let server = try ChildProcess(shell: "exec '\(iocptopPath)' serve --port 0 --workers 2 --provided-buffers 64")
+        let start = try #require(server.waitForLine { $0.contains("echo on") }, "no start line: \(server.lines)")
+        if start.contains("io_uring") {
+            #expect(start.contains("multishot receive") || getenv("IOCPTOP_ALLOW_NO_URING") != nil, "\(start)")
+        } else {
+            #expect(start.contains("one-shot receive"), "\(start)")
+        }
+        let port = try #require(listenPort(fromStartLine: start))
+        let client = connectClient(port: port)
+        #expect(client >= 0)
+        #expect(echo(client, "multishot") == "multishot")
+        #expect(echo(client, "and again") == "and again")
+        close(client)
+        server.signal(SIGTERM)
+        #expect(server.waitForExit() == 0)
     }
 
     @Test func sigintDrainsToo() throws {
