@@ -26,6 +26,13 @@ import Glibc
 /// with a 64 KiB buffer moves 64 KiB; measured faster than it, see Benchmarks/README.md), and an idle
 /// connection — fresh, or after traffic — costs its object and 1 KiB.
 ///
+/// ## Multishot receives (`EngineConfiguration.providedBuffers`)
+/// On its small buffer a connection may keep one multishot receive armed instead: each arrival
+/// is a provided buffer the kernel picked, numbered by the port. Workers push arrivals on
+/// `arrivals` (lock-free); the owner orders them by number (`heldArrivals`, `nextShot`) and
+/// copies each into the ring once it has room (`EchoEngine.deliverArrivals`); the receive's
+/// last completion (`shotsEnded`) is applied only after every arrival before it.
+///
 /// ## Serialisation without a lock
 /// Completions for one connection may reach two workers at once (its receive on one, its send on
 /// another). A connection is a *strand*: `state` holds a busy bit plus one "arrived" bit per
