@@ -107,9 +107,10 @@ final class Connection: @unchecked Sendable {
     var heldArrivals: UInt32 = 0
     var nextShot: UInt32 = 0
     var multishotEnded = false
-    /// A multishot receive found no provided buffer free (ENOBUFS): one-shot receives from
-    /// then on, into the connection's own ring.
-    var oneShotOnly = false
+    /// One-shot receives to make before arming a multishot receive again: set when one found
+    /// no provided buffer free (ENOBUFS).
+    var oneShotReceivesLeft = 0
+    static let oneShotReceivesAfterENOBUFS = 64
     /// The small ring filled up: borrow a large buffer when no send reads the small one.
     var wantsLarge = false
     /// The sweep asked for the large buffer back; `cancelling`: its receive is being cancelled.
@@ -147,7 +148,7 @@ final class Connection: @unchecked Sendable {
         heldArrivals = 0
         nextShot = 0
         multishotEnded = false
-        oneShotOnly = false
+        oneShotReceivesLeft = 0
         wantsLarge = false
         wantsSmall = false
         cancelling = false

@@ -73,8 +73,6 @@ extension EchoEngine {
         pool.give(c.largeIndex)
         c.largeIndex = -1
         c.wantsSmall = false
-        // Quiet for a while: provided buffers are worth trying again.
-        c.oneShotOnly = false
         // relaxed: a hint for the sweep (see `Connection.holdsLarge`).
         c.holdsLarge.store(false, ordering: .relaxed)
     }

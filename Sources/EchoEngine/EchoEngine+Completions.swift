@@ -230,8 +230,12 @@ extension EchoEngine {
         while let (id, length) = table.first(of: c.heldArrivals, expected: c.nextShot) {
             if !dropping {
                 guard length <= c.free else {
-                    if bufferPool != nil && c.largeIndex < 0 && c.multishot && !c.cancelling {
-                        c.wantsLarge = true
+                    // More is arriving than the ring holds: stop the multishot (whatever it
+                    // would take next would wait here, out of the shared provided buffers),
+                    // asked again on every pass while it does not fit (a cancel can be lost to
+                    // a full submission queue), and grow if there is a pool.
+                    if c.multishot {
+                        if bufferPool != nil && c.largeIndex < 0 { c.wantsLarge = true }
                         c.cancelling = true
                         port.cancel(c.receiveToken, on: c.fd)
                     }
@@ -257,8 +261,8 @@ extension EchoEngine {
         if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
             // We cancelled it to grow: `resize` moves the ring to a large buffer.
         } else if c.receiveErrno == ENOBUFS {
-            // Every provided buffer is held: receive into the connection's own ring instead.
-            c.oneShotOnly = true
+            // Every provided buffer is held: receive into the connection's own ring for a while.
+            c.oneShotReceivesLeft = Connection.oneShotReceivesAfterENOBUFS
         } else if c.receiveErrno != 0 {
             fail(c, errno: c.receiveErrno)
         } else if c.receiveResult == 0 {
@@ -284,7 +288,7 @@ extension EchoEngine {
             // Grown: what did not fit fits now.
             if c.heldArrivals != 0 { deliverArrivals(c, slot: slot) }
             let capacity = c.buffer.count
-            if !c.sending && c.buffered > 0 {
+            if !c.failed && !c.sending && c.buffered > 0 {
                 let start = c.head
                 let length = min(c.buffered, capacity - start)
                 do {
@@ -302,8 +306,11 @@ extension EchoEngine {
             // receive once the send is done, at the start of the emptied ring, so a connection
             // keeps reusing the same bytes instead of walking its whole buffer.
             if !c.failed && !c.receiving && !c.peerClosed && !c.wantsLarge && !c.wantsSmall
-                && c.largeIndex < 0 && arrivals != nil && !c.oneShotOnly {
-                // On its own buffer: one multishot receive for every message to come.
+                && c.largeIndex < 0 && c.buffered == 0 && arrivals != nil && c.oneShotReceivesLeft == 0 {
+                // On its own, empty buffer: one multishot receive for every message to come.
+                // (Not while the ring holds bytes: arrivals it has no room for would wait in
+                // the shared provided buffers; a one-shot receive into the free part waits
+                // in the socket instead.)
                 do {
                     c.receiveToken = try port.receiveMultishot(on: c.fd, context: Self.multishotContext)
                     c.multishot = true
@@ -323,6 +330,7 @@ extension EchoEngine {
                 let length = min(c.free, capacity - start)
                 do {
                     c.receiveToken = try port.receive(on: c.fd, into: UnsafeMutableRawBufferPointer(rebasing: c.buffer[start..<(start + length)]), context: Self.receiveContext)
+                    if c.oneShotReceivesLeft > 0 { c.oneShotReceivesLeft -= 1 }
                     c.receiveLength = length
                     c.receiving = true
                     c.receiveSubmitter = submitter
