@@ -6,6 +6,10 @@
 #                      [--workloads NAME,NAME]   (e.g. stream-10x64k,pingpong-100x4k)
 #                      [--with-multishot]   (also iocptop on io_uring with --provided-buffers 2048:
 #                                            one multishot receive per connection)
+#                      [--compare REV]      (also iocptop on io_uring as built from git revision
+#                                            REV: an engine change measured against its parent
+#                                            in the same run, e.g. --compare HEAD~1)
+#                      [--skip-epoll]       (leave out iocptop on epoll)
 #
 # Every server runs pinned to core 0, the load generator (`iocptop load`, release build) to
 # core 1. Servers are interleaved round by round; the table gives medians over the rounds.
@@ -16,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0 ONLY_WORKLOADS= WITH_MULTISHOT=0
+ROUNDS=3 SECONDS_PER_RUN=5 SKIP_NIO=0 SKIP_MEMORY=0 ONLY_MEMORY=0 ONLY_WORKLOADS= WITH_MULTISHOT=0 COMPARE_REV= SKIP_EPOLL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -26,7 +30,9 @@ while [ $# -gt 0 ]; do
     --only-memory) ONLY_MEMORY=1; shift ;;
     --workloads) ONLY_WORKLOADS=$2; shift 2 ;;
     --with-multishot) WITH_MULTISHOT=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory] [--workloads NAME,NAME] [--with-multishot]" >&2; exit 2 ;;
+    --compare) COMPARE_REV=$2; shift 2 ;;
+    --skip-epoll) SKIP_EPOLL=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--seconds S] [--skip-nio] [--skip-memory] [--only-memory] [--workloads NAME,NAME] [--with-multishot] [--compare REV] [--skip-epoll]" >&2; exit 2 ;;
   esac
 done
 WORK=$(mktemp -d /tmp/iocptop-echo-bench.XXXXXX)
@@ -38,6 +44,21 @@ echo "building: iocptop (release), epoll_echo (gcc -O2)" >&2
 swift build -c release --product iocptop >&2
 IOCPTOP="$ROOT/.build/release/iocptop"
 gcc -O2 -o "$WORK/epoll_echo" Benchmarks/baseline/epoll_echo.c
+
+COMPARE_BIN= COMPARE_NAME=
+if [ -n "$COMPARE_REV" ]; then
+  # The other revision is exported (git archive, no worktree) and built outside the repository,
+  # once per commit: $COMPARE_DIR/<commit>.
+  sha=$(git rev-parse --verify "$COMPARE_REV^{commit}")
+  dir=${COMPARE_DIR:-/tmp/iocptop-compare}/$sha
+  if [ ! -x "$dir/.build/release/iocptop" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    git archive "$sha" | tar -x -C "$dir"
+    (cd "$dir" && swift build -c release --product iocptop >&2)
+  fi
+  COMPARE_BIN="$dir/.build/release/iocptop"
+  COMPARE_NAME="iocptop-io_uring@$(git rev-parse --short "$sha")"
+fi
 
 NIO_SERVER=
 if [ "$SKIP_NIO" = 0 ]; then
@@ -60,6 +81,7 @@ start_server() {
     iocptop-io_uring) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend io_uring --quiet > "$WORK/server.log" 2>&1 & ;;
     iocptop-io_uring-multishot) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend io_uring --provided-buffers 2048 --quiet > "$WORK/server.log" 2>&1 & ;;
     iocptop-epoll) taskset -c 0 "$IOCPTOP" serve --port $PORT --backend epoll --quiet > "$WORK/server.log" 2>&1 & ;;
+    iocptop-io_uring@*) taskset -c 0 "$COMPARE_BIN" serve --port $PORT --backend io_uring --quiet > "$WORK/server.log" 2>&1 & ;;
     c-epoll) taskset -c 0 "$WORK/epoll_echo" $PORT > "$WORK/server.log" 2>&1 & ;;
     nio) taskset -c 0 "$NIO_SERVER" 127.0.0.1 $PORT > "$WORK/server.log" 2>&1 & ;;
   esac
@@ -77,6 +99,8 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 SERVERS="iocptop-io_uring iocptop-epoll c-epoll"
 [ "$WITH_MULTISHOT" = 1 ] && SERVERS="iocptop-io_uring iocptop-io_uring-multishot iocptop-epoll c-epoll"
+[ -n "$COMPARE_NAME" ] && SERVERS="iocptop-io_uring $COMPARE_NAME ${SERVERS#iocptop-io_uring }"
+[ "$SKIP_EPOLL" = 1 ] && SERVERS=${SERVERS/iocptop-epoll /}
 [ -n "$NIO_SERVER" ] && SERVERS="$SERVERS nio"
 # name connections size pipeline
 # Streaming: `iocptop load --mode stream` writes 64 KiB chunks continuously, at most 1 MiB
