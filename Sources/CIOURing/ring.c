@@ -6,12 +6,26 @@ _Static_assert(sizeof(struct io_uring_params) == 120, "io_uring_params must be 1
 
 int CIOURing_map(CIOURing_ring *ring, unsigned entries, unsigned cq_entries) {
     struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
     memset(ring, 0, sizeof(*ring));
-    p.flags = IORING_SETUP_CQSIZE;
-    p.cq_entries = cq_entries;
-    int fd = CIOURing_setup(entries, &p);
+    // Cooperative task running (5.19+): a completion that needs work in the submitting thread
+    // (a receive whose data arrived, a send that waited for space) does not interrupt that
+    // thread with an inter-processor interrupt; the work runs at its next entry into the kernel
+    // (or the next timer tick). A sleeping thread is still woken. Older kernels refuse the
+    // flag: plain setup. (TASKRUN_FLAG, which would tell us such work is waiting, is not asked
+    // for: entering early to run it cost more than it gained, see Benchmarks/README.md.)
+    unsigned wanted[2] = {
+        IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_CQSIZE,
+    };
+    int fd = -EINVAL;
+    for (int i = 0; i < 2 && fd == -EINVAL; i++) {
+        memset(&p, 0, sizeof(p));
+        p.flags = wanted[i];
+        p.cq_entries = cq_entries;
+        fd = CIOURing_setup(entries, &p);
+    }
     if (fd < 0) return fd;
+    ring->setup_flags = p.flags;
     // Kernels without one mmap for both rings (< 5.4) or without NODROP and EXT_ARG (< 5.11)
     // are refused: keeping one mapping path and a bounded wait without timeout SQEs.
     unsigned need = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;

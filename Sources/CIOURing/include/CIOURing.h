@@ -79,6 +79,7 @@ static inline int CIOURing_enter(int fd, unsigned to_submit, unsigned min_comple
 typedef struct {
     int ring_fd;
     unsigned features;
+    unsigned setup_flags;   // the IORING_SETUP_* flags the kernel accepted
     // Submission queue.
     unsigned *sq_head;      // written by the kernel
     unsigned *sq_tail;      // written by us
@@ -101,7 +102,8 @@ typedef struct {
     size_t sqes_size;
 } CIOURing_ring;
 
-/// Creates a ring with `entries` SQEs and `cq_entries` CQEs and maps it.
+/// Creates a ring with `entries` SQEs and `cq_entries` CQEs and maps it, with cooperative task
+/// running (IORING_SETUP_COOP_TASKRUN) where the kernel has it.
 /// Returns 0 or -errno (ENOSYS: no io_uring; EPERM: disabled by sysctl or seccomp).
 int CIOURing_map(CIOURing_ring *ring, unsigned entries, unsigned cq_entries);
 
