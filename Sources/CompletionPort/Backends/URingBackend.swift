@@ -33,6 +33,13 @@ struct URingHandle: ~Copyable {
 /// the completion is delivered, so resubmitting it is safe, and a cancelled request moved no
 /// bytes.
 ///
+/// The ring runs with cooperative task running where the kernel has it (`CIOURing_map`): the
+/// work that finishes a request in its submitter (a receive whose bytes arrived) waits for
+/// that thread's next entry into the kernel instead of interrupting it. A submitter that
+/// sleeps (parked on its futex, blocked elsewhere) is still woken for it, and one that runs
+/// enters the kernel at its next dequeue or timer tick, so no completion waits on a thread
+/// indefinitely (`TaskWorkTests`).
+///
 /// Internal SQEs (wake NOPs, cancels, closes) carry user data with generation 0, which no
 /// operation slot ever has, and their CQEs are dropped.
 final class URingBackend: BackendDriver, @unchecked Sendable {
