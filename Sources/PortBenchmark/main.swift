@@ -7,6 +7,10 @@
 // 2. echo: an echo server of 2 workers on the port (receive → send → receive …), driven over
 //    loopback by one epoll client thread keeping 64-byte messages in flight on 32 connections;
 //    round trips/s.
+// 3. outstanding receives (io_uring; epoll allows one receive per socket): 4 connections stream
+//    into one server thread that keeps 1, 2 or 4 receives of 64 KiB outstanding per socket;
+//    MiB/s, the server thread's CPU µs per MiB, completions out of order (see
+//    OutstandingReceives.swift).
 import CIOURing
 import CompletionPort
 import Loopback
@@ -29,6 +33,8 @@ func parseSeconds() -> Double {
     return seconds
 }
 let seconds = parseSeconds()
+// A client write to a connection the benchmark has shut down fails with EPIPE, not a signal.
+signal(SIGPIPE, SIG_IGN)
 
 typealias BenchThread = JoinableThread
 
@@ -184,4 +190,12 @@ for backend in [BackendChoice.ioURing, .epoll] {
     }
     let echo = try echoRoundTrips(backend: backend, connections: 32, messageSize: 64, seconds: seconds)
     print("  echo, 2 workers, 32 connections × 64 B: \(formatRate(echo)) round trips")
+    guard backend == .ioURing else { continue }
+    for receives in [1, 2, 4] {
+        let sink = try outstandingReceives(backend: backend, receivesPerSocket: receives, connections: 4,
+                                           size: 65536, seconds: seconds)
+        print("  \(receives) receive\(receives == 1 ? " " : "s") outstanding per socket, 4 streaming connections × 64 KiB: "
+              + "\(Int(sink.mebibytesPerSecond.rounded())) MiB/s, \(Int(sink.cpuMicrosecondsPerMebibyte.rounded())) µs CPU per MiB, "
+              + "\(sink.outOfOrder) out of order")
+    }
 }
