@@ -309,7 +309,7 @@ public final class EchoEngine: @unchecked Sendable {
     }
 
     /// Workers currently alive (started and not exited).
-    public var liveWorkers: Int { workers.withLock { $0.filter { !$0.hasExited }.count } }
+    public var liveWorkers: Int { workers.withLock { $0.reduce(0) { $0 + ($1.hasExited ? 0 : 1) } } }
 
     /// Ids of workers that are alive.
     public var liveWorkerIDs: [Int] { workers.withLock { $0.filter { !$0.hasExited }.map(\.id) } }

@@ -52,6 +52,19 @@ public final class WorkerSlots: @unchecked Sendable {
         return LatencyHistogram(counts: (0..<LatencyBuckets.count).map { AtomicWord_loadRelaxed(first + $0) })
     }
 
+    /// Reads a slot's histogram into `histogram`, reusing its storage (no allocation once it
+    /// has its buckets and is not shared).
+    private func readHistogram(_ index: Int, second: Bool, into histogram: inout LatencyHistogram) {
+        let first = histograms(index) + (second ? LatencyBuckets.count : 0)
+        if histogram.counts.count != LatencyBuckets.count {
+            histogram.counts = [UInt64](repeating: 0, count: LatencyBuckets.count)
+        }
+        histogram.counts.withUnsafeMutableBufferPointer { counts in
+            // relaxed: each bucket is a monotonic counter read on its own.
+            for bucket in counts.indices { counts[bucket] = AtomicWord_loadRelaxed(first + bucket) }
+        }
+    }
+
     private func state(_ index: Int) -> WorkerState {
         // acquiring: pairs with the worker's releasing sequence store after its last
         // transition (to `exited`); its final counter stores are visible before we reuse them.
@@ -103,22 +116,28 @@ public final class WorkerSlots: @unchecked Sendable {
         return counts
     }
 
-    /// Reads every claimed slot at `now` into `workers` (cleared first; its capacity is reused)
-    /// and returns what the workers whose slots were reused did. Time in the current state so
-    /// far is included in that state's total.
+    /// Reads every claimed slot at `now` into `workers` and returns what the workers whose
+    /// slots were reused did. Time in the current state so far is included in that state's
+    /// total. The samples already in `workers` are overwritten in place, their histograms'
+    /// storage reused, so a sampler that keeps one frame allocates nothing per sample.
     public func sample(into workers: inout [WorkerSample], now: UInt64) -> RetiredWork {
         control.withLock { retired -> RetiredWork in
-            workers.removeAll(keepingCapacity: true)
+            var filled = 0
             for index in 0..<capacity {
                 let slot = base(index)
                 var sample = WorkerSample()
                 readTimes(slot, into: &sample)
                 guard sample.state != .unused else { continue }
+                if filled < workers.count {
+                    // Take the old sample's histograms (leaving it empty, so they stay unique).
+                    swap(&sample.queueWait, &workers[filled].queueWait)
+                    swap(&sample.service, &workers[filled].service)
+                }
                 sample.slot = index
                 sample.id = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(slot + SlotWord.workerID))
                 sample.counts = counts(slot)
-                sample.queueWait = histogram(index, second: false)
-                sample.service = histogram(index, second: true)
+                readHistogram(index, second: false, into: &sample.queueWait)
+                readHistogram(index, second: true, into: &sample.service)
                 sample.cpuNs = cpuTime(slot, exited: sample.state == .exited)
                 if sample.state != .exited, now > sample.stateSinceNs {
                     let current = now - sample.stateSinceNs
@@ -129,8 +148,10 @@ public final class WorkerSlots: @unchecked Sendable {
                     default: break
                     }
                 }
-                workers.append(sample)
+                if filled < workers.count { workers[filled] = sample } else { workers.append(sample) }
+                filled += 1
             }
+            workers.removeLast(workers.count - filled)
             return retired
         }
     }
