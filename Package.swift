@@ -41,7 +41,7 @@ let package = Package(
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
         .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "EngineStats", "Loopback"]),
-        .testTarget(name: "CompletionPortTests", dependencies: ["CompletionPort", "Loopback"]),
+        .testTarget(name: "CompletionPortTests", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
         .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats", "Loopback"]),

@@ -8,7 +8,8 @@
 #                                            one multishot receive per connection)
 #                      [--compare REV]      (also iocptop on io_uring as built from git revision
 #                                            REV: an engine change measured against its parent
-#                                            in the same run, e.g. --compare HEAD~1)
+#                                            in the same run, e.g. --compare HEAD~1; built in
+#                                            $COMPARE_DIR, default /tmp/iocptop-compare)
 #                      [--skip-epoll]       (leave out iocptop on epoll)
 #
 # Every server runs pinned to core 0, the load generator (`iocptop load`, release build) to
@@ -48,12 +49,15 @@ gcc -O2 -o "$WORK/epoll_echo" Benchmarks/baseline/epoll_echo.c
 COMPARE_BIN= COMPARE_NAME=
 if [ -n "$COMPARE_REV" ]; then
   # The other revision is exported (git archive, no worktree) and built outside the repository,
-  # once per commit: $COMPARE_DIR/<commit>.
+  # once per commit and toolchain: $COMPARE_DIR/<commit>-<toolchain>, with this checkout's
+  # resolved package versions, so both builds use the same dependencies.
   sha=$(git rev-parse --verify "$COMPARE_REV^{commit}")
-  dir=${COMPARE_DIR:-/tmp/iocptop-compare}/$sha
+  toolchain=$(swift --version 2>/dev/null | head -1 | cksum | cut -d' ' -f1)
+  dir=${COMPARE_DIR:-/tmp/iocptop-compare}/$sha-$toolchain
   if [ ! -x "$dir/.build/release/iocptop" ]; then
     rm -rf "$dir" && mkdir -p "$dir"
     git archive "$sha" | tar -x -C "$dir"
+    [ -f Package.resolved ] && cp Package.resolved "$dir/"
     (cd "$dir" && swift build -c release --product iocptop >&2)
   fi
   COMPARE_BIN="$dir/.build/release/iocptop"

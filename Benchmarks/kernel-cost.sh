@@ -9,7 +9,8 @@
 # rescheduling and function-call interrupts of all CPUs (/proc/interrupts RES + CAL) during the
 # run; context switches are the server threads' voluntary and involuntary ones
 # (/proc/PID/task/*/status). --iocptop runs another build (e.g. the one `echo.sh --compare REV`
-# leaves in /tmp/iocptop-compare/<commit>/.build/release/iocptop) against the same client.
+# leaves in /tmp/iocptop-compare/<commit>-<toolchain>/.build/release/iocptop) against the same
+# client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER=io_uring CONNECTIONS=1000 SIZE=128 SECONDS_PER_RUN=3 ROUNDS=1 SERVER_BIN=

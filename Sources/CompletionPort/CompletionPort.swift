@@ -137,6 +137,11 @@ public final class CompletionPort: @unchecked Sendable {
         return OperationToken(userData: try driver.submit(.receive, fd: fd, buffer: base, length: buffer.count, context: context))
     }
 
+    /// Whether the ring runs with cooperative task running (io_uring on Linux 5.19+): the kernel
+    /// finishes a request in its submitting thread at that thread's next return from the kernel
+    /// rather than interrupting it. False on epoll and on older kernels.
+    public var cooperativeTaskRunning: Bool { driver.cooperativeTaskRunning }
+
     /// Whether `receiveMultishot` is available: io_uring with provided buffers (see `init`).
     public var receivesMultishot: Bool { driver.providedBuffers != nil }
 

@@ -249,6 +249,9 @@ int CIOURing_probe_multishot_receive(void);
 // ---------------------------------------------------------------------------------------------
 // Futex parking for the port's waiters (glibc has no futex wrapper either).
 
+/// The calling thread's kernel id (`gettid(2)`).
+static inline int CIOURing_thread_id(void) { return (int)syscall(SYS_gettid); }
+
 /// Waits while `*word == expected`, at most `timeout_ns` (-1: forever).
 /// Returns 0 when woken, or -errno (EAGAIN: the word had changed; ETIMEDOUT; EINTR).
 /// The corresponding system call is `futex(2)` with `FUTEX_WAIT_PRIVATE`.

@@ -34,6 +34,9 @@ protocol BackendDriver: AnyObject, Sendable {
     /// Cancels every operation in flight (port close); they complete with ECANCELED.
     func cancelAll()
 
+    /// io_uring with cooperative task running (see `URingBackend`); false on epoll.
+    var cooperativeTaskRunning: Bool { get }
+
     /// The buffers multishot receives pick from, when the backend has them.
     var providedBuffers: ProvidedBuffers? { get }
 

@@ -39,6 +39,7 @@ final class EpollBackend: BackendDriver, @unchecked Sendable {
     let kind = PortBackend.epoll
     /// epoll has no provided buffers: receives are one-shot.
     var providedBuffers: ProvidedBuffers? { nil }
+    var cooperativeTaskRunning: Bool { false }
     private let epollFD: CInt
     private let eventFD: CInt
     private let operations: OperationTable

@@ -35,10 +35,13 @@ struct URingHandle: ~Copyable {
 ///
 /// The ring runs with cooperative task running where the kernel has it (`CIOURing_map`): the
 /// work that finishes a request in its submitter (a receive whose bytes arrived) waits for
-/// that thread's next entry into the kernel instead of interrupting it. A submitter that
-/// sleeps (parked on its futex, blocked elsewhere) is still woken for it, and one that runs
-/// enters the kernel at its next dequeue or timer tick, so no completion waits on a thread
-/// indefinitely (`TaskWorkTests`).
+/// that thread's next return from the kernel instead of interrupting it. A submitter in an
+/// interruptible sleep (parked on its futex, in `blocking {}` waiting on a socket or a timer)
+/// is woken for it; one that runs returns from the kernel at its next system call or timer
+/// tick, so the work waits at most a tick (`TaskWorkTests`). Limits: a submitter in an
+/// uninterruptible sleep (a disk read) holds it until the sleep ends, as it did before; and on
+/// a CPU with the tick off (`nohz_full=`) a submitter computing without system calls holds it
+/// until it makes one. Workers make one per batch; code run in `blocking {}` may not.
 ///
 /// Internal SQEs (wake NOPs, cancels, closes) carry user data with generation 0, which no
 /// operation slot ever has, and their CQEs are dropped.
@@ -56,6 +59,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
     /// A wake NOP is in the SQ or CQ and not yet harvested; later wakes are redundant.
     private let wakePending = Atomic<Bool>(false)
     let providedBuffers: ProvidedBuffers?
+    let cooperativeTaskRunning: Bool
 
     private static let wakeUserData: UInt64 = 0
     private static let internalUserData: UInt64 = 1
@@ -74,6 +78,7 @@ final class URingBackend: BackendDriver, @unchecked Sendable {
         }
         self.operations = operations
         self.scheduler = scheduler
+        cooperativeTaskRunning = ring.pointee.setup_flags & UInt32(IORING_SETUP_COOP_TASKRUN) != 0
         handles = HandleTable(limit: descriptorLimit) { URingHandle() }
         self.providedBuffers = providedBuffers > 0 && Self.kernelReceivesMultishot
             ? ProvidedBuffers(ringFD: ring.pointee.ring_fd, count: providedBuffers, size: providedBufferSize)
