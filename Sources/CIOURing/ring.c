@@ -11,9 +11,9 @@ int CIOURing_map(CIOURing_ring *ring, unsigned entries, unsigned cq_entries) {
     // (a receive whose data arrived, a send that waited for space) does not interrupt that
     // thread with an inter-processor interrupt; the work runs at its next return from the
     // kernel (a system call, the next timer tick). A thread in an interruptible sleep is still
-    // woken for it. Older kernels refuse the
-    // flag: plain setup. (TASKRUN_FLAG, which would tell us such work is waiting, is not asked
-    // for: entering early to run it cost more than it gained, see Benchmarks/README.md.)
+    // woken for it. Older kernels refuse the flag: plain setup. (TASKRUN_FLAG, which would tell
+    // us such work is waiting, is not asked for: entering early to run it cost more than it
+    // gained, see Benchmarks/README.md.)
     unsigned wanted[2] = {
         IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN,
         IORING_SETUP_CQSIZE,

@@ -45,15 +45,9 @@ public final class WorkerSlots: @unchecked Sendable {
 
     private func histograms(_ index: Int) -> UnsafeMutablePointer<UInt64> { histogramWords + index * Self.histogramStride }
 
-    /// A slot's histogram (`second`: service time, else queue wait), read word by word.
-    private func histogram(_ index: Int, second: Bool) -> LatencyHistogram {
-        let first = histograms(index) + (second ? LatencyBuckets.count : 0)
-        // relaxed: each bucket is a monotonic counter read on its own.
-        return LatencyHistogram(counts: (0..<LatencyBuckets.count).map { AtomicWord_loadRelaxed(first + $0) })
-    }
-
-    /// Reads a slot's histogram into `histogram`, reusing its storage (no allocation once it
-    /// has its buckets and is not shared).
+    /// Reads a slot's histogram (`second`: service time, else queue wait) word by word into
+    /// `histogram`, reusing its storage (no allocation once it has its buckets and is not
+    /// shared).
     private func readHistogram(_ index: Int, second: Bool, into histogram: inout LatencyHistogram) {
         let first = histograms(index) + (second ? LatencyBuckets.count : 0)
         if histogram.counts.count != LatencyBuckets.count {
@@ -90,8 +84,11 @@ public final class WorkerSlots: @unchecked Sendable {
             let slot = base(index)
             if state(index) == .exited {
                 retired.counts += counts(slot)
-                retired.queueWait += histogram(index, second: false)
-                retired.service += histogram(index, second: true)
+                var histogram = LatencyHistogram()
+                readHistogram(index, second: false, into: &histogram)
+                retired.queueWait += histogram
+                readHistogram(index, second: true, into: &histogram)
+                retired.service += histogram
             }
             // Relaxed stores: no reader looks at this slot without holding `control`, and the
             // new worker starts after we return.
