@@ -2,24 +2,26 @@
 # Auto mode's recovery: how long after blocking starts the pool has grown enough to bring
 # completions/s back to 90 % of the value it settles at.
 #
-#   Benchmarks/auto.sh [--before S] [--after S] [--block-us U] [--load N]
+#   Benchmarks/auto.sh [--before S] [--after S] [--block-us U] [--load N] [--iocptop PATH]
 #
 # `iocptop serve --auto --workers 2 --concurrency 2 --load N` runs with a 250 ms period; after
 # `--before` seconds the script sends `block-us U` on the engine's control socket (as another
 # terminal's key would) and reads frames for `--after` seconds through `iocptop attach --batch
 # --json`. The settled value is the mean of the last 5 s. The same run without --auto gives
 # the throughput a fixed pool of 2 keeps under the same blocking, for comparison.
+# `--iocptop PATH` measures another build (an earlier revision, say) instead of this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BEFORE=4 AFTER=60 BLOCK=20000 LOAD=64
+BEFORE=4 AFTER=60 BLOCK=20000 LOAD=64 IOCPTOP=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --before) BEFORE=$2; shift 2 ;;
     --after) AFTER=$2; shift 2 ;;
     --block-us) BLOCK=$2; shift 2 ;;
     --load) LOAD=$2; shift 2 ;;
-    *) echo "usage: $0 [--before S] [--after S] [--block-us U] [--load N]" >&2; exit 2 ;;
+    --iocptop) IOCPTOP=$2; shift 2 ;;
+    *) echo "usage: $0 [--before S] [--after S] [--block-us U] [--load N] [--iocptop PATH]" >&2; exit 2 ;;
   esac
 done
 WORK=$(mktemp -d /tmp/iocptop-auto-bench.XXXXXX)
@@ -28,8 +30,10 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-swift build -c release --product iocptop >&2
-IOCPTOP="$ROOT/.build/release/iocptop"
+if [ -z "$IOCPTOP" ]; then
+  swift build -c release --product iocptop >&2
+  IOCPTOP="$ROOT/.build/release/iocptop"
+fi
 
 run() {  # $1: extra serve flags; prints "seconds-after-block completions/s workers" lines
   local flags=$1

@@ -51,8 +51,9 @@ public struct Completion: Sendable, Hashable {
     /// be served out of that order; the bytes belong together in this order.
     public var sequence: UInt32 = 0
     /// CLOCK_MONOTONIC (ns) when the packet entered the port's FIFO — harvested from the kernel,
-    /// delivered, or posted (one clock read per batch); 0 before that. `dequeue`'s caller reads
-    /// the clock once and gets each packet's queue wait from it.
+    /// delivered, or posted (one clock read per batch); 0 before that. Kept when a `PacketBatch`
+    /// gives the packet back, so the caller that reads the clock as it starts the packet gets
+    /// its whole queue wait.
     public var queuedAtNs: Int64 = 0
 
     public init(operation: Operation, result: Int32, key: UInt64, context: UInt64,

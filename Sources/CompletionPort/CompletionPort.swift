@@ -230,6 +230,24 @@ public final class CompletionPort: @unchecked Sendable {
         return scheduler.dequeue(into: buffer, timeoutNs: Self.nanoseconds(timeout))
     }
 
+    /// Dequeues up to `batch.capacity` packets into `batch`, waiting up to `timeout` (nil:
+    /// forever) for the first; start them one by one with `batch.next()`. The batch form of
+    /// `GetQueuedCompletionStatusEx` that keeps packets visible: what the thread has not started
+    /// goes back to the head of the FIFO when it blocks (`blocking {}`), gives it back
+    /// (`giveBack(_:)`) or dequeues again — see `PacketBatch`.
+    public func dequeue(into batch: PacketBatch, timeout: Duration? = nil) -> BatchDequeueResult {
+        scheduler.dequeue(into: batch, timeoutNs: Self.nanoseconds(timeout))
+    }
+
+    /// Puts the packets of `batch` that the calling thread has not started back at the head of
+    /// the FIFO, in their order, and releases waiting threads for them as the concurrency limit
+    /// allows. For a thread whose packet ran long (`blocking {}` does this by itself). The batch
+    /// ends after the packet being served. The calling thread must be the one that dequeued
+    /// into `batch`.
+    public func giveBack(_ batch: PacketBatch) {
+        scheduler.giveBack(batch)
+    }
+
     /// Queues a packet that a thread will dequeue as `.posted`, in FIFO order with I/O
     /// completions. The corresponding Windows call is `PostQueuedCompletionStatus`.
     /// - Throws: `PortError.portClosed` after `close()`.
@@ -260,6 +278,9 @@ public final class CompletionPort: @unchecked Sendable {
     /// Runs `body` with the calling thread not counted as running, so another waiter may be
     /// released meanwhile (Windows does this when a worker blocks in the kernel). On return the
     /// thread counts again, and the running count may briefly exceed the limit.
+    ///
+    /// The packets of the thread's `PacketBatch` that it has not started go back to the head of
+    /// the FIFO on entry, so they wait where every thread can take them, not behind the block.
     public func blocking<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         let wasRunning = scheduler.enterBlocking()
         if wasRunning { driver.flush() }
@@ -271,6 +292,10 @@ public final class CompletionPort: @unchecked Sendable {
 
     /// Packets queued and not yet dequeued.
     public var queueDepth: Int { scheduler.queueDepthGauge.load(ordering: .relaxed) }
+    /// CLOCK_MONOTONIC (ns, as `Completion.queuedAtNs`) when the oldest packet still queued
+    /// entered the FIFO; 0 when none is queued. Its age shows a stall while it lasts, before
+    /// any stalled packet is dequeued.
+    public var oldestQueuedAtNs: Int64 { scheduler.oldestQueuedGauge.load(ordering: .relaxed) }
     /// Threads counted as running.
     public var runningThreads: Int { scheduler.runningGauge.load(ordering: .relaxed) }
     /// Threads parked in dequeue (not counting the leader waiting in the kernel).

@@ -48,7 +48,7 @@ public struct DashboardView: Sendable {
         var right = "cpu \(Format.fixed(rates.processCPUPercent))% "
         if frame.load.connections > 0 {
             // The built-in load's own view: its rate and round trips, as the client measures them.
-            let rtt = rates.loadRoundTrip.map { " rtt \(Format.duration($0.p50))/\(Format.duration($0.p99))" } ?? ""
+            let rtt = rates.loadRoundTrip.map { " rtt \(Format.latency($0.p50))/\(Format.latency($0.p99))" } ?? ""
             right = "load \(frame.load.connections)× \(Format.rate(rates.loadMessagesPerSecond))/s\(rtt) · " + right
         } else if let load = model.loadConnections {
             right = "load \(load) conns · " + right
@@ -69,6 +69,12 @@ public struct DashboardView: Sendable {
         x = screen.put("   Port ", x: x, y: 1, style: label)
         x = screen.put("\(frame.port.runningThreads)/\(frame.port.concurrency) running", x: x, y: 1, style: value)
         x = screen.put("  queue \(frame.port.queueDepth)", x: x, y: 1, style: CellStyle(frame.port.queueDepth > 0 ? .warning : .normal))
+        if frame.port.queueDepth > 0 {
+            // The age of the oldest packet still queued: a stall shows here while it lasts.
+            let oldestNs = UInt64(max(0, frame.port.queueOldestMicroseconds)) &* 1000
+            x = screen.put(" oldest \(Format.duration(oldestNs))", x: x, y: 1,
+                           style: CellStyle(oldestNs >= Warnings.longQueueWaitNs ? .critical : .warning, bold: oldestNs >= Warnings.longQueueWaitNs))
+        }
         screen.put("  pending \(frame.port.pendingOperations)", x: x, y: 1)
 
         x = screen.put(" Conns   ", x: 0, y: 2, style: label)
@@ -89,11 +95,11 @@ public struct DashboardView: Sendable {
         let waitLong = (rates.queueWait?.p99 ?? 0) >= Warnings.longQueueWaitNs
         x = screen.put(" Wait    ", x: 0, y: 3, style: label)
         x = screen.put("p50 ", x: x, y: 3)
-        x = screen.put(Format.left(Format.duration(rates.queueWait?.p50), 7), x: x, y: 3, style: value)
+        x = screen.put(Format.left(Format.latency(rates.queueWait?.p50), 7), x: x, y: 3, style: value)
         x = screen.put("p99 ", x: x, y: 3)
-        x = screen.put(Format.left(Format.duration(rates.queueWait?.p99), 7), x: x, y: 3, style: CellStyle(waitLong ? .warning : .normal, bold: true))
+        x = screen.put(Format.left(Format.latency(rates.queueWait?.p99), 7), x: x, y: 3, style: CellStyle(waitLong ? .warning : .normal, bold: true))
         x = screen.put("svc p99 ", x: x, y: 3)
-        x = screen.put(Format.left(Format.duration(rates.service?.p99), 7), x: x, y: 3, style: value)
+        x = screen.put(Format.left(Format.latency(rates.service?.p99), 7), x: x, y: 3, style: value)
         drawSparkline(model.queueWaitHistory, x: x, y: 3, model: model, scale: { Format.duration(UInt64($0)) }, into: &screen)
 
         x = screen.put(" Compl/s ", x: 0, y: 4, style: label)
@@ -247,8 +253,8 @@ public struct DashboardView: Sendable {
         case .connections: "\(row.connections)"
         case .idle:
             row.exitedForNs != nil ? "–" : row.idleNs.map(Format.duration) ?? "–"
-        case .queueWait: Format.duration(row.queueWaitP99)
-        case .service: Format.duration(row.serviceP99)
+        case .queueWait: Format.latency(row.queueWaitP99)
+        case .service: Format.latency(row.serviceP99)
         }
     }
 

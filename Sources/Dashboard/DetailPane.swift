@@ -28,6 +28,11 @@ extension DashboardView {
         let counts = sample.counts
         line("completions", "\(counts.accepts) accepts · \(counts.receives) receives · \(counts.sends) sends · \(counts.posted) posted")
         line("bytes", "in \(Format.bytes(counts.bytesIn)) · out \(Format.bytes(counts.bytesOut)) · \(sample.pending) in flight · \(sample.connections) connections")
+        if let frame = model.frame {
+            let oldest = frame.port.queueDepth > 0
+                ? " · oldest \(Format.duration(UInt64(max(0, frame.port.queueOldestMicroseconds)) &* 1000))" : ""
+            line("port", "queue \(frame.port.queueDepth)\(oldest) · \(frame.port.runningThreads)/\(frame.port.concurrency) running · \(frame.port.parkedThreads) parked")
+        }
         line("time", "running \(Format.duration(sample.runningNs)) · waiting \(Format.duration(sample.waitingNs)) · blocked \(Format.duration(sample.blockedNs)) · cpu \(Format.duration(sample.cpuNs))")
         let rows = max(1, (top + height - 1 - y - 2) / 2)
         for (title, interval, total) in [("queue wait", rates.queueWaitHistogram, sample.queueWait),
@@ -35,7 +40,7 @@ extension DashboardView {
             let histogram = interval.total > 0 ? interval : total
             let scope = interval.total > 0 ? "interval" : "since start"
             let summary = Percentiles(histogram).map {
-                "p50 \(Format.duration($0.p50))  p90 \(Format.duration($0.p90))  p99 \(Format.duration($0.p99))  p99.9 \(Format.duration($0.p999))  (\($0.count), \(scope))"
+                "p50 \(Format.latency($0.p50))  p90 \(Format.latency($0.p90))  p99 \(Format.latency($0.p99))  p99.9 \(Format.latency($0.p999))  (\($0.count), \(scope))"
             } ?? "nothing counted yet"
             line(title, summary)
             y = drawBars(histogram, rows: rows, left: left + 4, top: y, width: inner - 2, into: &screen)

@@ -1,3 +1,5 @@
+import EngineStats
+
 /// Number formatting shared by the dashboard, the batch printer and the JSON writer: no locale,
 /// no Foundation.
 public enum Format {
@@ -56,6 +58,14 @@ public enum Format {
         if value < 1_000_000_000 { return value < 10_000_000 ? fixed(value / 1e6) + "ms" : "\(Int((value / 1e6).rounded()))ms" }
         if value < 60e9 { return fixed(value / 1e9, decimals: 2) + "s" }
         return "\(ns / 60_000_000_000)m"
+    }
+
+    /// A percentile read from a `LatencyHistogram`, as `duration` — except that the first bucket
+    /// reads "<1µs": all it says is "below 1 µs", and its representative value (512 ns) is not
+    /// a measurement.
+    public static func latency(_ nanoseconds: UInt64?) -> String {
+        guard let ns = nanoseconds else { return "-" }
+        return ns < LatencyBuckets.bounds(0).upper ? "<1µs" : duration(ns)
     }
 
     /// A time span, short: "45s", "12m", "3h".

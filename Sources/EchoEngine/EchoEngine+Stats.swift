@@ -42,6 +42,8 @@ extension EchoEngine {
         frame.port.concurrency = port.concurrency
         frame.port.parkedThreads = port.parkedThreads
         frame.port.pendingOperations = port.pendingOperations
+        let oldest = port.oldestQueuedAtNs
+        frame.port.queueOldestMicroseconds = oldest > 0 && UInt64(oldest) < now ? Int((now - UInt64(oldest)) / 1000) : 0
 
         // relaxed: independent counters and gauges, each read on its own (see their declaration).
         frame.engine.openConnections = openCount.load(ordering: .relaxed)

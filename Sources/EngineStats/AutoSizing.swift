@@ -19,8 +19,9 @@ public struct AutoSample: Sendable, Hashable {
     public var blocked = 0
     public var queueWaitP99Ns: UInt64 = 0
     public var completionsPerSecond: UInt64 = 0
-    /// Packets queued in the port when it was taken.
+    /// Packets queued in the port when it was taken, and the oldest one's age in µs.
     public var queued = 0
+    public var queueOldestMicroseconds = 0
     /// For a probe judged: completions/s of the probe against the baseline, in percent (signed).
     public var changePercent = 0
 
@@ -39,14 +40,17 @@ public struct AutoSample: Sendable, Hashable {
         return left / 1_000_000_000 + (left % 1_000_000_000 == 0 ? 0 : 1)
     }
 
-    /// The last decision as one line ("auto: +1 worker — 4 of 4 blocked, 12 queued, queue wait p99 180 ms"),
+    /// The last decision as one line ("auto: +1 worker — 4 of 4 blocked, 12 queued, oldest 180 ms"),
     /// nil before the first.
     public var message: String? {
         let wait = Warnings.milliseconds(queueWaitP99Ns)
         switch reason {
         case .none: return nil
         case .starvation:
-            return "auto: +1 worker — \(blocked) of \(workers) blocked, \(queued) queued, queue wait p99 \(wait)"
+            let oldest = Warnings.milliseconds(UInt64(max(0, queueOldestMicroseconds)) &* 1000)
+            return queued > 0 && queueOldestMicroseconds > 0
+                ? "auto: +1 worker — \(blocked) of \(workers) blocked, \(queued) queued, oldest \(oldest)"
+                : "auto: +1 worker — \(blocked) of \(workers) blocked, queue wait p99 \(wait)"
         case .probe:
             return "auto: +1 worker — trying \(workers &+ 1): \(blocked) of \(workers) blocked, queue wait p99 \(wait), \(completionsPerSecond) completions/s"
         case .revert:
@@ -102,12 +106,14 @@ public enum AutoReason: UInt64, Sendable {
 /// Three rules, in order (the .NET thread pool's two ideas, starvation injection and hill
 /// climbing, on the port's own measurements):
 /// 1. **Starvation.** Some worker is blocked, no worker waits in dequeue, fewer run than the
-///    concurrency limit allows, and packets wait (queued now, or pool queue-wait p99 ≥
-///    `starvationWaitNs`): add a worker, at most one per `addIntervalNs`. A worker stuck
+///    concurrency limit allows, and packets wait (queued now, or the longer of pool queue-wait
+///    p99 and the oldest queued packet's age ≥ `starvationWaitNs`): add a worker, at most one
+///    per `addIntervalNs`. A worker stuck
 ///    *running* does not count: it holds its place under the limit, so a new worker could only
 ///    park (the `stuck_worker` warning names it instead).
 /// 2. **Hill climbing.** Measured over windows of `windowNs`: when workers block (on average
-///    at least half a worker) and queue-wait p99 is at least `probeWaitNs`, try one more worker;
+///    at least half a worker) and queue wait (p99, or the oldest queued packet's age) is at
+///    least `probeWaitNs`, try one more worker;
 ///    after the next window keep it only if completions/s rose by more than the noise (5 % and
 ///    two standard errors of the per-frame rates) or queue wait fell by a quarter without
 ///    completions/s falling; otherwise retire it (if the pool is above the concurrency limit)
@@ -176,7 +182,10 @@ public struct AutoPolicy: Sendable {
         }
         let blocked = frame.workers(in: .blocked)
         let waiting = frame.workers(in: .waiting)
-        let waitP99 = rates.queueWait?.p99 ?? 0
+        // The longest wait known: the p99 of packets started in the interval, or the age of
+        // the oldest still queued (a stall shows there before any stalled packet starts).
+        let oldestNs = UInt64(max(0, frame.port.queueOldestMicroseconds)) &* 1000
+        let waitP99 = max(rates.queueWait?.p99 ?? 0, oldestNs)
         var decision = AutoSample()
         decision.decidedAtNs = now
         decision.workers = live
@@ -184,6 +193,7 @@ public struct AutoPolicy: Sendable {
         decision.queueWaitP99Ns = waitP99
         decision.completionsPerSecond = UInt64(max(0, rates.completionsPerSecond.rounded()))
         decision.queued = frame.port.queueDepth
+        decision.queueOldestMicroseconds = frame.port.queueOldestMicroseconds
 
         // 1. Starvation.
         let packetsWait = frame.port.queueDepth > 0 || waitP99 >= Self.starvationWaitNs

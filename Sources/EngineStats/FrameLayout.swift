@@ -142,7 +142,7 @@ public struct FrameField<Record>: @unchecked Sendable {
 /// `version` — positions are indices, so an older reader must refuse the new layout).
 public enum FrameLayout {
     /// Layout version written in ring headers; a reader refuses any other.
-    public static let version: UInt64 = 4
+    public static let version: UInt64 = 5
 
     /// The fixed part of a frame, in ring order.
     public static let frameFields: [FrameField<StatsFrame>] = [
@@ -190,6 +190,8 @@ public enum FrameLayout {
         .init("auto_throughput", json: nil, .gauge, unsigned: \StatsFrame.auto.completionsPerSecond, "Completions per second when auto mode last decided."),
         .init("auto_queued", json: nil, .gauge, signed: \StatsFrame.auto.queued, "Packets queued in the port when auto mode last decided."),
         .init("auto_change_pct", json: nil, .gauge, signed: \StatsFrame.auto.changePercent, "A judged probe's completions/s against its baseline, in percent."),
+        .init("queue_oldest", json: "queue_oldest_us", .gauge, .microseconds, signed: \StatsFrame.port.queueOldestMicroseconds, "Age of the oldest packet queued in the completion port (0 when none is): a stall shows here while it lasts."),
+        .init("auto_queue_oldest", json: nil, .gauge, .microseconds, signed: \StatsFrame.auto.queueOldestMicroseconds, "Age of the oldest queued packet when auto mode last decided."),
     ]
 
     /// One worker row, in ring order.
@@ -211,8 +213,8 @@ public enum FrameLayout {
         .init("pending", json: "pending", .gauge, signed: \WorkerSample.pending, "Operations this worker submitted that have not completed."),
         .init("connections", json: "connections", .gauge, signed: \WorkerSample.connections, "Open connections whose last completion this worker served."),
         .init("cpu", json: "cpu_s", .counter, .nanoseconds, unsigned: \WorkerSample.cpuNs, "CPU time the worker thread has used (user and system)."),
-        .init("queue_wait", histogram: \WorkerSample.queueWait, "Time packets waited in the port's FIFO before this worker dequeued them."),
-        .init("service", histogram: \WorkerSample.service, "Time from one of this worker's dequeues to its next (serving what it dequeued)."),
+        .init("queue_wait", histogram: \WorkerSample.queueWait, "Time packets waited in the port's FIFO before this worker started them (a packet given back by a blocked worker waits on)."),
+        .init("service", histogram: \WorkerSample.service, "Time this worker spent on each packet, from its start to the next packet's start (or the next dequeue)."),
     ]
 
     /// Words of a frame's fixed part in the ring: the fields, then the worker count.

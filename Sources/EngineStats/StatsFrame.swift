@@ -10,6 +10,9 @@ public struct PortSample: Sendable, Hashable {
     public var parkedThreads = 0
     /// Overlapped operations submitted and not yet completed.
     public var pendingOperations = 0
+    /// Age of the oldest packet still queued, in µs (0: none queued). Unlike a queue-wait
+    /// percentile, which counts packets once they are dequeued, it shows a stall while it lasts.
+    public var queueOldestMicroseconds = 0
 
     public init() {}
 }

@@ -45,13 +45,20 @@ public enum Warnings {
         let live = current.liveWorkers
         let blocked = current.workers(in: .blocked)
         let wait = rates.queueWait.flatMap { $0.count >= minimumSamples ? $0 : nil }
-        let waitsLong = (wait?.p99 ?? 0) >= longQueueWaitNs
+        let queued = current.port.queueDepth
+        let oldestNs = UInt64(max(0, current.port.queueOldestMicroseconds)) &* 1000
+        // Packets wait long: those started in the interval did (p99), or one still queued has
+        // (its age shows a stall while it lasts, before any stalled packet starts).
+        let waitsLong = (wait?.p99 ?? 0) >= longQueueWaitNs || oldestNs >= longQueueWaitNs
         // Auto mode on and not held back by the operator: it adds the workers itself.
         let autoAdds = current.auto.enabled && !current.auto.isPaused(at: current.timestampNs)
-        let waitText = wait.map { "queue wait p99 \(milliseconds($0.p99))" } ?? "queue \(current.port.queueDepth)"
-        if live > 0, blocked == live, current.port.queueDepth > 0 || waitsLong {
+        // The figure that shows the problem: what waits now, else what waited.
+        let waitText = queued > 0
+            ? "\(queued) queued, oldest \(milliseconds(oldestNs))"
+            : wait.map { "queue wait p99 \(milliseconds($0.p99))" } ?? "nothing queued"
+        if live > 0, blocked == live, queued > 0 || waitsLong {
             warnings.append(Warning(kind: .workersBlocked,
-                                    message: "all \(live) workers blocked while packets wait (\(waitText)): "
+                                    message: "all \(live) workers blocked, \(waitText): "
                                         + (autoAdds ? "auto mode is adding workers" : "press + to add a worker")))
         } else if waitsLong, current.port.runningThreads >= current.port.concurrency {
             let cpus = min(max(1, current.settings.onlineCPUs), 1 << 16)

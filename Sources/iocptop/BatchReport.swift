@@ -16,7 +16,9 @@ struct BatchReport {
         let states = "\(frame.workers(in: .running)) running, \(frame.workers(in: .waiting)) waiting, \(frame.workers(in: .blocked)) blocked"
         lines.append("iocptop - up \(Format.uptime(frame.uptimeNs)) · \(identity.backend) · \(identity.address)"
             + " · workers \(frame.liveWorkers) (\(states)) · port \(frame.port.runningThreads)/\(frame.port.concurrency) running,"
-            + " queue \(frame.port.queueDepth), pending \(frame.port.pendingOperations)"
+            + " queue \(frame.port.queueDepth)"
+            + (frame.port.queueDepth > 0 ? " (oldest \(Format.duration(UInt64(max(0, frame.port.queueOldestMicroseconds)) &* 1000)))" : "")
+            + ", pending \(frame.port.pendingOperations)"
             + " · busy \(Format.fixed(rates.poolBusyPercent))% · cpu \(Format.fixed(rates.processCPUPercent))%"
             + (frame.engine.drained ? " · drained" : frame.engine.draining ? " · draining" : ""))
         lines.append("connections \(frame.engine.openConnections) open, \(frame.engine.peakConnections) peak,"
@@ -24,8 +26,8 @@ struct BatchReport {
             + (frame.engine.acceptErrors > 0 ? ", \(frame.engine.acceptErrors) accept failures" : "")
             + " · \(Format.rate(rates.completionsPerSecond)) completions/s (\(totals.completions) total)"
             + " · in \(Format.fixed(rates.bytesInPerSecond / 1e6)) MB/s · out \(Format.fixed(rates.bytesOutPerSecond / 1e6)) MB/s")
-        lines.append("queue wait p50 \(Format.duration(rates.queueWait?.p50)) p99 \(Format.duration(rates.queueWait?.p99))"
-            + " · service p50 \(Format.duration(rates.service?.p50)) p99 \(Format.duration(rates.service?.p99))")
+        lines.append("queue wait p50 \(Format.latency(rates.queueWait?.p50)) p99 \(Format.latency(rates.queueWait?.p99))"
+            + " · service p50 \(Format.latency(rates.service?.p50)) p99 \(Format.latency(rates.service?.p99))")
         for warning in warnings { lines.append("warning: \(warning.message)") }
         lines.append("")
         lines.append(Self.header)
@@ -39,8 +41,8 @@ struct BatchReport {
                 + Self.pad(Format.fixed(worker.bytesOutPerSecond / 1e6, decimals: 2), 9)
                 + Self.pad(String(worker.pending), 8)
                 + Self.pad(String(worker.connections), 7)
-                + Self.pad(Format.duration(worker.queueWait?.p99), 10)
-                + Self.pad(Format.duration(worker.service?.p99), 10))
+                + Self.pad(Format.latency(worker.queueWait?.p99), 10)
+                + Self.pad(Format.latency(worker.service?.p99), 10))
         }
         return lines.joined(separator: "\n") + "\n"
     }

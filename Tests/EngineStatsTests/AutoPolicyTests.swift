@@ -10,6 +10,7 @@ import Testing
         var blocked = 0
         var running = 0
         var queueDepth = 0
+        var queueOldestMicroseconds = 0
         var waitP99Ns: UInt64 = 50_000
         var rate = 1000.0
         /// Workers (by index) that dequeue nothing.
@@ -33,6 +34,7 @@ import Testing
             frame.timestampNs = now
             frame.port.concurrency = pool.concurrency
             frame.port.queueDepth = pool.queueDepth
+            frame.port.queueOldestMicroseconds = pool.queueOldestMicroseconds
             let blocked = min(pool.blocked, pool.live)
             let running = min(pool.running, pool.live - blocked)
             frame.port.runningThreads = running
@@ -64,14 +66,15 @@ import Testing
         let (decisions, pool) = run(seconds: 5, periodNs: 100_000_000, start: Pool(live: 2)) { pool, _ in
             pool.blocked = pool.live
             pool.queueDepth = 40
+            pool.queueOldestMicroseconds = 210_000
             pool.waitP99Ns = 180_000_000
         }
         #expect(decisions.allSatisfy { $0.action == .add && $0.reason == .starvation })
         #expect((9...11).contains(decisions.count), "\(decisions.count) adds in 5 s")
         #expect(pool.live == 2 + decisions.count)
         let first = decisions[0]
-        // 180 ms lands in the histogram bucket read back as 176 ms.
-        #expect(first.message?.hasPrefix("auto: +1 worker — 2 of 2 blocked, 40 queued, queue wait p99 17") == true, "\(first.message ?? "")")
+        // Packets are queued: the message quotes what waits now, not a percentile.
+        #expect(first.message == "auto: +1 worker — 2 of 2 blocked, 40 queued, oldest 210 ms", "\(first.message ?? "")")
         let gaps = zip(decisions.dropFirst(), decisions).map { $0.decidedAtNs - $1.decidedAtNs }
         #expect(gaps.allSatisfy { $0 >= 450_000_000 }, "\(gaps)")
     }
@@ -121,6 +124,21 @@ import Testing
         let adds = decisions.filter { $0.action == .add }.count
         let retires = decisions.count - adds
         #expect(adds - retires <= 2, "probes were reverted: \(adds) adds, \(retires) retires")
+    }
+
+    @Test func aStallStillQueuedInvitesAProbe() {
+        // The packets started in each interval waited little (p99 50 µs), but one still queued
+        // is 20 ms old: a stall in progress. Blocking-bound, so the probe helps and is kept.
+        let (decisions, pool) = run(seconds: 20, start: Pool(live: 3)) { pool, _ in
+            pool.blocked = 1
+            pool.running = 2
+            pool.queueDepth = 5
+            pool.queueOldestMicroseconds = 20_000
+            pool.waitP99Ns = 50_000
+            pool.rate = 100 * Double(pool.live)
+        }
+        #expect(!decisions.isEmpty && decisions.allSatisfy { $0.reason == .probe }, "\(decisions.compactMap(\.message))")
+        #expect(pool.live > 3)
     }
 
     @Test func aProbeThatHelpsIsKeptAndClimbingGoesOn() {

@@ -108,16 +108,33 @@ import Testing
     @Test func blockedWorkersWithWaitingPacketsSayPlus() {
         let (first, second, rates) = frames { _, second in
             for index in second.workers.indices { second.workers[index].state = .blocked }
-            second.port.queueDepth = 30
+            second.port.queueDepth = 48
+            second.port.queueOldestMicroseconds = 210_000
+            // The packets that did start waited little: the figure to quote is what waits now.
+            self.waits(&second, nanoseconds: 15_000)
         }
         let warnings = Warnings.evaluate(previous: first, current: second, rates: rates)
         #expect(warnings.map(\.kind) == [.workersBlocked])
-        #expect(warnings.first?.message.contains("press +") == true)
+        #expect(warnings.first?.message == "all 4 workers blocked, 48 queued, oldest 210 ms: press + to add a worker")
         // Blocked but nothing waits: quiet.
         let (a, b, r) = frames { _, second in
             for index in second.workers.indices { second.workers[index].state = .blocked }
         }
         #expect(Warnings.evaluate(previous: a, current: b, rates: r).isEmpty)
+    }
+
+    @Test func aStallStillQueuedIsALongWait() {
+        // Nothing started in the interval waited long, but the oldest packet still queued is
+        // 40 ms old, with the running threads at the limit and CPU left: raise the limit.
+        let (first, second, rates) = frames { _, second in
+            self.waits(&second, nanoseconds: 20_000)
+            second.port.runningThreads = 2
+            second.port.queueDepth = 12
+            second.port.queueOldestMicroseconds = 40_000
+        }
+        let warnings = Warnings.evaluate(previous: first, current: second, rates: rates)
+        #expect(warnings.map(\.kind) == [.raiseConcurrency])
+        #expect(warnings.first?.message.hasPrefix("12 queued, oldest 40.0 ms with 2/2 running") == true, "\(warnings.first?.message ?? "")")
     }
 
     @Test func longWaitsAtTheLimitWithCPULeftSayC() {

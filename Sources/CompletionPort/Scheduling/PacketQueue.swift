@@ -22,6 +22,11 @@ struct PacketQueue: ~Copyable {
 
     var isEmpty: Bool { count == 0 }
 
+    /// When the packet at the head entered the FIFO (`Completion.queuedAtNs`); 0 when empty.
+    /// The head is the oldest: packets are appended as they complete, and a batch given back
+    /// goes in front with its original stamps.
+    var oldestQueuedAtNs: Int64 { count == 0 ? 0 : storage[head].queuedAtNs }
+
     mutating func append(_ packet: Completion) {
         if count == capacity { grow() }
         (storage + ((head &+ count) & (capacity - 1))).initialize(to: packet)
@@ -34,6 +39,18 @@ struct PacketQueue: ~Copyable {
         head = (head &+ 1) & (capacity - 1)
         count &-= 1
         return packet
+    }
+
+    /// Puts `packets` back in front of the queue, in their order: the first of them leaves next.
+    mutating func prepend(_ packets: UnsafeMutableBufferPointer<Completion>) {
+        while count + packets.count > capacity { grow() }
+        var index = packets.count
+        while index > 0 {
+            index -= 1
+            head = (head &- 1) & (capacity - 1)
+            (storage + head).initialize(to: packets[index])
+            count &+= 1
+        }
     }
 
     private mutating func grow() {

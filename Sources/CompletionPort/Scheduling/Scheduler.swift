@@ -81,6 +81,8 @@ final class Scheduler: @unchecked Sendable {
     let parkedGauge = Atomic<Int>(0)
     let leaderGauge = Atomic<Bool>(false)
     let concurrencyGauge = Atomic<Int>(0)
+    /// `PacketQueue.oldestQueuedAtNs`: when the oldest packet still queued entered the FIFO.
+    let oldestQueuedGauge = Atomic<Int64>(0)
 
     init(concurrency: Int, operations: OperationTable) {
         var initial = State(concurrency: concurrency)
@@ -94,11 +96,26 @@ final class Scheduler: @unchecked Sendable {
 
     /// Dequeues up to `out.count` packets. `timeoutNs` < 0 waits forever.
     func dequeue(into out: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64) -> BatchDequeueResult {
+        dequeue(into: out, timeoutNs: timeoutNs, me: ThreadRegistry.waiter(for: self))
+    }
+
+    /// Dequeues into `batch`; its packets not started yet go back to the FIFO first.
+    func dequeue(into batch: PacketBatch, timeoutNs: Int64) -> BatchDequeueResult {
+        let me = ThreadRegistry.waiter(for: self)
+        if me.batch !== batch { me.batch = batch }
+        let result = dequeue(into: batch.storage, timeoutNs: timeoutNs, me: me)
+        if case .completions(let count) = result { batch.filled(count) } else { batch.filled(0) }
+        return result
+    }
+
+    private func dequeue(into out: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64, me: Waiter) -> BatchDequeueResult {
         // The buffer belongs to the calling thread for the whole call.
         nonisolated(unsafe) let out = out
-        let me = ThreadRegistry.waiter(for: self)
         let deadline: Int64 = timeoutNs < 0 ? -1 : CIOURing_now_ns() &+ timeoutNs
         var step = state.withLock { s -> Step in
+            // Packets of this thread's batch that it never started go back in front, in order
+            // (copied out before `out`, which may be the batch's storage, is written).
+            if let batch = me.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
             // Re-entering dequeue: this thread stops counting against the limit.
             if me.isRunning {
                 s.running -= 1
@@ -353,6 +370,7 @@ final class Scheduler: @unchecked Sendable {
     private func publish(_ s: inout State) {
         // relaxed: standalone gauges (see the property comment).
         queueDepthGauge.store(s.queue.count, ordering: .relaxed)
+        oldestQueuedGauge.store(s.queue.oldestQueuedAtNs, ordering: .relaxed)
         runningGauge.store(s.running, ordering: .relaxed)
         // A gated leader waits like a parked thread: it may not run.
         parkedGauge.store(s.waiters.count + (s.gatedLeader ? 1 : 0), ordering: .relaxed)
@@ -435,10 +453,26 @@ final class Scheduler: @unchecked Sendable {
 
     var concurrency: Int { concurrencyGauge.load(ordering: .relaxed) }
 
-    /// The calling thread stops counting as running, if it was. Returns whether it was.
+    /// Gives the unstarted packets of the calling thread's batch back to the head of the FIFO
+    /// (see `PacketBatch`) and releases threads for them as the gate allows.
+    func giveBack(_ batch: PacketBatch) {
+        guard batch.unstarted > 0 else { return }
+        let me = ThreadRegistry.waiter(for: self)
+        let wakeLeader = state.withLock { s -> Bool in
+            s.queue.prepend(batch.takeUnstarted())
+            dispatch(&s, me)
+            return !s.queue.isEmpty && s.leader && s.gateOpen
+        }
+        wakeChosen(me)
+        if wakeLeader { driver.wakeLeader() }
+    }
+
+    /// The calling thread stops counting as running, if it was, and gives back the packets of
+    /// its batch that it has not started. Returns whether it was running.
     func enterBlocking() -> Bool {
         guard let me = ThreadRegistry.existingWaiter(for: self), me.isRunning else { return false }
         let wakeLeader = state.withLock { s -> Bool in
+            if let batch = me.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
             s.running -= 1
             me.isRunning = false
             dispatch(&s, me)

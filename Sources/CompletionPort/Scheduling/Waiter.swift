@@ -22,6 +22,8 @@ enum WakeReason: UInt8 {
 ///   (only the owner's own dequeue/blocking calls, or a waker that hands it a packet while it
 ///   is parked, change it — and the owner reads it only while it is not parked).
 /// - `harvest`: owner thread only (the leader's batch buffer).
+/// - `batch`: owner thread only (the `PacketBatch` it last dequeued into; its unstarted packets
+///   go back to the FIFO, under the lock, from the owner's own calls).
 final class Waiter: @unchecked Sendable {
     let word: UnsafeMutablePointer<UInt32>
     var reason: WakeReason = .none
@@ -32,6 +34,8 @@ final class Waiter: @unchecked Sendable {
     /// Owner thread only (each thread wakes the waiters it chose itself).
     var pendingWakes: [Waiter] = []
     let harvest: UnsafeMutableBufferPointer<Completion>
+    /// The batch this thread last dequeued into (see `PacketBatch`).
+    var batch: PacketBatch?
     unowned(unsafe) let scheduler: Scheduler
     /// Keeps the scheduler alive for as long as this thread may still report its exit.
     private let schedulerReference: AnyObject
