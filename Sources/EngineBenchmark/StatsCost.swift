@@ -25,8 +25,8 @@ enum StatsCost {
             slot.enter(index & 1 == 0 ? .running : .waiting, at: UInt64(index))
         }
         let perTransition = Double(CIOURing_now_ns() - start) / Double(transitions)
-        // Both histograms, as a worker records them: a queue wait per packet and a service
-        // time per dequeue, over values that spread across the buckets.
+        // Both histograms, as a worker records them: a queue wait and a service time per
+        // packet, over values that spread across the buckets.
         let recordings = 100_000_000
         start = CIOURing_now_ns()
         for index in 0..<recordings {
@@ -35,11 +35,19 @@ enum StatsCost {
             slot.recordService(value &* 3)
         }
         let perRecording = Double(CIOURing_now_ns() - start) / Double(recordings)
+        // The clock read each packet's start costs (its queue wait ends and the previous
+        // packet's service ends there).
+        let clockReads = 50_000_000
+        var sink: Int64 = 0
+        start = CIOURing_now_ns()
+        for _ in 0..<clockReads { sink &+= CIOURing_now_ns() }
+        let perClockRead = Double(CIOURing_now_ns() - start) / Double(clockReads)
         var frame: [WorkerSample] = []
         _ = slots.sample(into: &frame, now: 1)
         print("counter updates per receive completion: \(fixed2(perCompletion)) ns (\(iterations) iterations)")
         print("state transition (twice per dequeue, plus a clock read each): \(fixed2(perTransition)) ns")
-        print("queue-wait + service-time histogram recording (both, one each): \(fixed2(perRecording)) ns")
+        print("queue-wait + service-time histogram recording (both, one each per packet): \(fixed2(perRecording)) ns")
+        print("clock read per packet start: \(fixed2(perClockRead)) ns\(sink == 0 ? " " : "")")
 
         print("echo 100 conns × 128 B, \(seconds) s per figure, \(rounds) rounds, counting on/off interleaved")
         var on: [Double] = [], off: [Double] = []
