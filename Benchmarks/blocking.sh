@@ -46,6 +46,8 @@ for label in before after; do
 import json, statistics, sys
 frames = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 frames = [f for f in frames[1:] if f.get("load", {}).get("round_trip_p99_us")]
+if not frames:
+    sys.exit(f"{sys.argv[2]} {sys.argv[3]} {sys.argv[4]}: no frame with the client's round trips")
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")

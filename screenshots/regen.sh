@@ -26,9 +26,10 @@ IOCPTOP=$PWD/.build/release/iocptop
 "$SHOT" --cols 120 --rows 32 --keys "sleep:4 Enter" --wait 1 --out screenshots/detail.png -- \
   "$IOCPTOP" --port 0 --workers 4 --concurrency 1 --work-us 200 --load 64 --refresh-ms 250
 
-# Every worker blocked while packets wait: the warning says to press +.
+# Every worker blocked while packets wait: the header shows the queue and its oldest packet's
+# age, the warning quotes them and says to press +.
 "$SHOT" --cols 120 --rows 32 --wait 6 --out screenshots/blocked.png -- \
-  "$IOCPTOP" --port 0 --workers 2 --concurrency 2 --block-us 30000 --load 64 --refresh-ms 250
+  "$IOCPTOP" --port 0 --workers 8 --concurrency 2 --block-us 5000 --load 64 --refresh-ms 250
 
 # Auto mode at work: every completion blocks 20 ms; the pool grows from 2 workers and each
 # decision is on the status line and in the event log.

@@ -7,7 +7,8 @@ import Glibc
 ///
 /// Threads call `dequeue` to receive completion packets: results of overlapped operations
 /// (`acceptMultishot`, `receive`, `send`) on associated sockets, and packets posted with
-/// `post`. Packets leave in FIFO order, each exactly once. At most `concurrency` threads run at
+/// `post`. Packets leave in FIFO order and each is started exactly once (one given back by a
+/// `PacketBatch` is queued again at the head, never duplicated). At most `concurrency` threads run at
 /// a time (a thread runs from a dequeue that gave it a packet until its next dequeue); parked
 /// threads are released most-recent-first; a running thread that must block wraps the wait in
 /// `blocking {}` so another thread may run meanwhile.
@@ -224,7 +225,10 @@ public final class CompletionPort: @unchecked Sendable {
     }
 
     /// Dequeues up to `buffer.count` packets in one call, waiting up to `timeout` (nil: forever)
-    /// for the first. The corresponding Windows call is `GetQueuedCompletionStatusEx`.
+    /// for the first. The corresponding Windows call is `GetQueuedCompletionStatusEx`. The
+    /// port cannot know which of them the caller has started, so none is ever given back (use
+    /// a `PacketBatch` for that); the unstarted packets of the thread's `PacketBatch`, if it
+    /// has one, go back first.
     public func dequeue(into buffer: UnsafeMutableBufferPointer<Completion>, timeout: Duration? = nil) -> BatchDequeueResult {
         guard buffer.count > 0 else { return .timeout }
         return scheduler.dequeue(into: buffer, timeoutNs: Self.nanoseconds(timeout))
@@ -242,8 +246,8 @@ public final class CompletionPort: @unchecked Sendable {
     /// Puts the packets of `batch` that the calling thread has not started back at the head of
     /// the FIFO, in their order, and releases waiting threads for them as the concurrency limit
     /// allows. For a thread whose packet ran long (`blocking {}` does this by itself). The batch
-    /// ends after the packet being served. The calling thread must be the one that dequeued
-    /// into `batch`.
+    /// ends after the packet being served. Only the thread that dequeued into `batch`, on this
+    /// port, can give it back: for any other caller this does nothing.
     public func giveBack(_ batch: PacketBatch) {
         scheduler.giveBack(batch)
     }

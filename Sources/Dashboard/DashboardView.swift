@@ -346,8 +346,8 @@ public struct DashboardView: Sendable {
         let legend = [
             ("BUSY", "saturation, the larger of | busy (running or blocked) and :"),
             ("", "CPU share (io_uring's socket I/O in dequeue is work, not idle)"),
-            ("WAIT p99", "queue wait, FIFO entry to dequeue, 99th percentile"),
-            ("SVC p99", "service time, one dequeue to the next, 99th percentile"),
+            ("WAIT p99", "queue wait, FIFO entry to the packet's start, 99th percentile"),
+            ("SVC p99", "service time, one packet's handling, 99th percentile"),
             ("CPU% IDLE", "thread CPU (kernel I/O too) · time since last completion"),
             ("PEND CONNS", "its operations in flight · connections it served last"),
         ]

@@ -83,6 +83,7 @@ extension EchoEngine {
             state.completionsPerSecond = decision.completionsPerSecond
             state.changePercent = decision.changePercent
             state.queued = decision.queued
+            state.queueOldestMicroseconds = decision.queueOldestMicroseconds
             return true
         }
     }

@@ -42,8 +42,10 @@ extension EchoEngine {
         frame.port.concurrency = port.concurrency
         frame.port.parkedThreads = port.parkedThreads
         frame.port.pendingOperations = port.pendingOperations
+        // Two gauges read one after the other: an age with nothing queued is dropped.
         let oldest = port.oldestQueuedAtNs
-        frame.port.queueOldestMicroseconds = oldest > 0 && UInt64(oldest) < now ? Int((now - UInt64(oldest)) / 1000) : 0
+        frame.port.queueOldestMicroseconds = frame.port.queueDepth > 0 && oldest > 0 && UInt64(oldest) < now
+            ? Int((now - UInt64(oldest)) / 1000) : 0
 
         // relaxed: independent counters and gauges, each read on its own (see their declaration).
         frame.engine.openConnections = openCount.load(ordering: .relaxed)

@@ -15,7 +15,7 @@ import Glibc
 /// objects and their buffers are pooled; nothing is allocated per completion.
 ///
 /// The pool of workers can change while serving: `addWorker`, `retireWorker` (a shutdown
-/// packet: whichever worker dequeues it finishes its batch and exits, as on Windows),
+/// packet: whichever worker dequeues it gives the rest of its batch back and exits),
 /// `setConcurrency`, and `drain` (the seed's shutdown protocol, bounded in time).
 public final class EchoEngine: @unchecked Sendable {
     /// The configuration the engine was started with.
@@ -247,8 +247,8 @@ public final class EchoEngine: @unchecked Sendable {
         }
     }
 
-    /// Posts one shutdown packet: whichever worker dequeues it finishes the packets it holds and
-    /// exits. Returns false when every live worker already has a shutdown packet queued for it.
+    /// Posts one shutdown packet: whichever worker dequeues it gives the packets it has not
+    /// started back to the port and exits. Returns false when every live worker already has a shutdown packet queued for it.
     @discardableResult
     public func retireWorker() throws(EngineError) -> Bool {
         try commandLock.withLock { _ throws(EngineError) -> Bool in try retireWorkerLocked() }

@@ -14,7 +14,8 @@ public struct AutoSample: Sendable, Hashable {
     public var reasonCode: UInt64 = 0
     /// CLOCK_MONOTONIC of the last decision (0: none yet).
     public var decidedAtNs: UInt64 = 0
-    /// Live and blocked workers, pool queue-wait p99 and completions/s when it was taken.
+    /// Live and blocked workers, the longest wait known (pool queue-wait p99, or the oldest
+    /// queued packet's age when that is longer) and completions/s when it was taken.
     public var workers = 0
     public var blocked = 0
     public var queueWaitP99Ns: UInt64 = 0

@@ -39,7 +39,7 @@ public struct WorkerRates: Sendable, Hashable {
     public var sinceLastCompletionNs: UInt64?
     /// For an exited worker, how long ago it exited.
     public var exitedForNs: UInt64?
-    /// Queue wait of the packets it dequeued in the interval (nil: none).
+    /// Queue wait of the packets it started in the interval (nil: none).
     public var queueWait: Percentiles?
     /// Its service times in the interval (nil: none).
     public var service: Percentiles?

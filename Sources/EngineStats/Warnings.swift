@@ -54,7 +54,7 @@ public enum Warnings {
         let autoAdds = current.auto.enabled && !current.auto.isPaused(at: current.timestampNs)
         // The figure that shows the problem: what waits now, else what waited.
         let waitText = queued > 0
-            ? "\(queued) queued, oldest \(milliseconds(oldestNs))"
+            ? "\(queued) queued" + (oldestNs > 0 ? ", oldest \(milliseconds(oldestNs))" : "")
             : wait.map { "queue wait p99 \(milliseconds($0.p99))" } ?? "nothing queued"
         if live > 0, blocked == live, queued > 0 || waitsLong {
             warnings.append(Warning(kind: .workersBlocked,

@@ -20,9 +20,9 @@ public struct WorkerSample: Sendable, Hashable {
     public var connections = 0
     /// CPU time the worker thread has used (user + system), in ns.
     public var cpuNs: UInt64 = 0
-    /// How long the packets this worker dequeued had waited in the port's FIFO, since it started.
+    /// How long the packets this worker started had waited in the port's FIFO, since it started.
     public var queueWait = LatencyHistogram()
-    /// How long each of its dequeues took to serve (dequeue to next dequeue), since it started.
+    /// How long each packet it served took (its start to the next packet's start), since it started.
     public var service = LatencyHistogram()
 
     public init() {}

@@ -51,15 +51,16 @@ public struct WorkerSlot: @unchecked Sendable {
         self.histograms = histograms
     }
 
-    /// Counts one packet's queue wait: from the moment it entered the port's FIFO to the
-    /// dequeue that returned it. One bucket index (a leading-zero count) and a single-writer
+    /// Counts one packet's queue wait: from the moment it entered the port's FIFO to the moment
+    /// its handler starts. One bucket index (a leading-zero count) and a single-writer
     /// increment (relaxed load and store: a monotonic counter, read on its own by the sampler).
     @inlinable @inline(__always)
     public func recordQueueWait(_ nanoseconds: UInt64) {
         AtomicWord_addSingleWriter(histograms + LatencyBuckets.index(nanoseconds), 1)
     }
 
-    /// Counts one service time: from a dequeue to the worker's next dequeue.
+    /// Counts one service time: one packet's handling, from its start to the next packet's
+    /// start (or the worker's next dequeue).
     @inlinable @inline(__always)
     public func recordService(_ nanoseconds: UInt64) {
         AtomicWord_addSingleWriter(histograms + LatencyBuckets.count + LatencyBuckets.index(nanoseconds), 1)

@@ -23,8 +23,10 @@ struct PacketQueue: ~Copyable {
     var isEmpty: Bool { count == 0 }
 
     /// When the packet at the head entered the FIFO (`Completion.queuedAtNs`); 0 when empty.
-    /// The head is the oldest: packets are appended as they complete, and a batch given back
-    /// goes in front with its original stamps.
+    /// The head is the oldest, nearly always: packets are appended as they complete, and a
+    /// batch given back goes in front with its original stamps. (Two give-backs in a row put
+    /// the later one's packets, dequeued later and so younger, in front of the earlier one's;
+    /// the age then reads low until those are taken — tens of microseconds at most.)
     var oldestQueuedAtNs: Int64 { count == 0 ? 0 : storage[head].queuedAtNs }
 
     mutating func append(_ packet: Completion) {

@@ -4,7 +4,8 @@ import Synchronization
 /// The port's packet FIFO, concurrency gate and waiter stack: the IOCP scheduling rules.
 ///
 /// Rules (see DESIGN.md, "IOCP semantics"):
-/// - Packets leave FIFO, each exactly once.
+/// - Packets leave FIFO, each exactly once — or, given back unstarted by a `PacketBatch`, go
+///   back to the head in order and leave once more.
 /// - At most `concurrency` threads *run*: a thread counts from the dequeue that returned it a
 ///   packet until it calls dequeue again (or enters `blocking {}`). Surplus threads stay parked
 ///   even with packets queued.
@@ -102,15 +103,21 @@ final class Scheduler: @unchecked Sendable {
     /// Dequeues into `batch`; its packets not started yet go back to the FIFO first.
     func dequeue(into batch: PacketBatch, timeoutNs: Int64) -> BatchDequeueResult {
         let me = ThreadRegistry.waiter(for: self)
-        if me.batch !== batch { me.batch = batch }
+        if me.batch !== batch {
+            // Another batch than last time: the old one's unstarted packets go back first.
+            if let previous = me.batch { giveBack(previous) }
+            me.adopt(batch)
+        }
         let result = dequeue(into: batch.storage, timeoutNs: timeoutNs, me: me)
         if case .completions(let count) = result { batch.filled(count) } else { batch.filled(0) }
         return result
     }
 
-    private func dequeue(into out: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64, me: Waiter) -> BatchDequeueResult {
-        // The buffer belongs to the calling thread for the whole call.
-        nonisolated(unsafe) let out = out
+    private func dequeue(into buffer: UnsafeMutableBufferPointer<Completion>, timeoutNs: Int64, me: Waiter) -> BatchDequeueResult {
+        // The buffer belongs to the calling thread for the whole call. One packet only right
+        // after this thread gave its batch back to block (see `Waiter.gaveBackOnBlocking`).
+        nonisolated(unsafe) let out = me.gaveBackOnBlocking ? UnsafeMutableBufferPointer(rebasing: buffer[0..<1]) : buffer
+        me.gaveBackOnBlocking = false
         let deadline: Int64 = timeoutNs < 0 ? -1 : CIOURing_now_ns() &+ timeoutNs
         var step = state.withLock { s -> Step in
             // Packets of this thread's batch that it never started go back in front, in order
@@ -458,6 +465,8 @@ final class Scheduler: @unchecked Sendable {
     func giveBack(_ batch: PacketBatch) {
         guard batch.unstarted > 0 else { return }
         let me = ThreadRegistry.waiter(for: self)
+        // Only this thread's batch of this port holds packets that belong in this FIFO.
+        guard me.batch === batch else { return }
         let wakeLeader = state.withLock { s -> Bool in
             s.queue.prepend(batch.takeUnstarted())
             dispatch(&s, me)
@@ -472,7 +481,10 @@ final class Scheduler: @unchecked Sendable {
     func enterBlocking() -> Bool {
         guard let me = ThreadRegistry.existingWaiter(for: self), me.isRunning else { return false }
         let wakeLeader = state.withLock { s -> Bool in
-            if let batch = me.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
+            if let batch = me.batch, batch.unstarted > 0 {
+                s.queue.prepend(batch.takeUnstarted())
+                me.gaveBackOnBlocking = true
+            }
             s.running -= 1
             me.isRunning = false
             dispatch(&s, me)
@@ -501,6 +513,8 @@ final class Scheduler: @unchecked Sendable {
     /// A thread that had a waiter here exited.
     func threadExited(_ waiter: Waiter) {
         let wakeLeader = state.withLock { s -> Bool in
+            // What it dequeued and never started is not lost with it.
+            if let batch = waiter.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
             if waiter.isRunning {
                 s.running -= 1
                 waiter.isRunning = false

@@ -34,8 +34,21 @@ final class Waiter: @unchecked Sendable {
     /// Owner thread only (each thread wakes the waiters it chose itself).
     var pendingWakes: [Waiter] = []
     let harvest: UnsafeMutableBufferPointer<Completion>
-    /// The batch this thread last dequeued into (see `PacketBatch`).
-    var batch: PacketBatch?
+    /// The batch this thread last dequeued into (see `PacketBatch`). unowned(unsafe): read
+    /// under the scheduler lock on every dequeue, where a retain and release would lengthen the
+    /// critical section; `batchReference` keeps it alive.
+    unowned(unsafe) var batch: PacketBatch?
+    private(set) var batchReference: PacketBatch?
+    /// This thread gave its batch back because it blocked: its next dequeue takes one packet
+    /// (a handler that blocks is likely to block again, and every packet it takes beyond the
+    /// first would only be copied back).
+    var gaveBackOnBlocking = false
+
+    /// Makes `batch` this thread's batch. Owner thread only.
+    func adopt(_ batch: PacketBatch) {
+        batchReference = batch
+        self.batch = batch
+    }
     unowned(unsafe) let scheduler: Scheduler
     /// Keeps the scheduler alive for as long as this thread may still report its exit.
     private let schedulerReference: AnyObject
