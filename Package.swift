@@ -19,22 +19,29 @@ let package = Package(
     ],
     targets: [
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
+        // The completion port: IOCP's model (a FIFO of packets, a thread pool, a concurrency limit)
+        // over io_uring or epoll.
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
         .target(name: "CAtomicWords"),
+        // Threads that report a failed start and are joined at most once (workers, samplers, servers).
+        .target(name: "NativeThreads"),
         // memfd, descriptor passing and peer credentials: sharing an engine with its viewers.
         .target(name: "CShare"),
-        .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare"]),
-        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
+        // What every viewer shares: frames, the stats ring, commands and the control they go through,
+        // recordings, warnings, auto mode's policy and sizer. Knows no protocol and no engine.
+        .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare", "NativeThreads"]),
+        // The server: listener, connections, buffers, the worker pool, drain, frames — serving echo.
+        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
-        .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EchoEngine", "EngineStats"]),
+        .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
         .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
-        .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", "NativeThreads", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // --metrics: the Prometheus exposition over HTTP, on a completion port of its own.
-        .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats"]),
+        .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
-        .target(name: "Loopback", dependencies: ["CompletionPort"]),
+        .target(name: "Loopback", dependencies: ["CompletionPort", "NativeThreads"]),
         .executableTarget(name: "iocptop", dependencies: [
             "EchoEngine", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -304,6 +304,9 @@ public final class CompletionPort: @unchecked Sendable {
     public var runningThreads: Int { scheduler.runningGauge.load(ordering: .relaxed) }
     /// Threads parked in dequeue (not counting the leader waiting in the kernel).
     public var parkedThreads: Int { scheduler.parkedGauge.load(ordering: .relaxed) }
+    /// Whether a packet given back now would run at once: a thread is parked and the
+    /// concurrency limit lets one more run. (Two relaxed reads: a hint, as the gauges are.)
+    public var couldRunAnotherThread: Bool { parkedThreads > 0 && runningThreads < concurrency }
     /// Operations started and not yet completed.
     public var pendingOperations: Int { operations.inflight }
 

@@ -1,5 +1,6 @@
 import CIOURing
 import EngineStats
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -50,7 +51,9 @@ extension EchoEngine {
                 return state.enabled
             }
             guard on else { return false }
-            if sizer == nil { sizer = AutoSizer(engine: self, maxWorkers: configuration.autoMaxWorkers) }
+            if sizer == nil {
+                sizer = try? AutoSizer(ring: stats, control: AutoControl(engine: self), maxWorkers: configuration.autoMaxWorkers)
+            }
             guard sizer != nil else {
                 autoState.withLock { $0.enabled = false }
                 return nil
@@ -150,37 +153,11 @@ extension EchoEngine {
     /// client) can watch it happen in the frames. `drain(timeout:)` called later waits for it.
     private func startDrain() -> CommandOutcome {
         guard !isDraining else { return CommandOutcome(succeeded: false, message: "the engine is already draining") }
-        let engine = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let engine = Unmanaged<EchoEngine>.fromOpaque(raw!).takeRetainedValue()
-            _ = engine.drain(timeout: .seconds(10))
-            return nil
-        }, engine)
-        guard created == 0 else {
-            Unmanaged<EchoEngine>.fromOpaque(engine).release()
-            return CommandOutcome(succeeded: false, message: "cannot start the drain thread (errno \(created))")
+        do {
+            try NativeThread.detached { [self] in _ = drain(timeout: .seconds(10)) }
+        } catch {
+            return CommandOutcome(succeeded: false, message: "drain not started: \(error)")
         }
-        pthread_detach(thread)
         return CommandOutcome(succeeded: true, message: "draining…")
-    }
-}
-
-/// A process's start time, which with its pid names it even after the pid is reused.
-public enum ProcessStart {
-    /// Field 22 of /proc/PID/stat (clock ticks since boot); nil when the process is gone.
-    public static func ticks(of pid: pid_t) -> UInt64? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = buffer[(close + 1)..<n].split(separator: UInt8(ascii: " "))
-        // fields[0] is field 3 (state); field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 }

@@ -199,7 +199,14 @@ public final class EchoEngine: @unchecked Sendable {
         // Before the first frame, so that every frame of an --auto engine says so.
         if configuration.auto { _ = apply(.setAuto(true), origin: .auto) }
         // The sampler also runs the buffer sweep, so it runs whenever there is a pool.
-        if configuration.countsWorkerActivity || bufferPool != nil { sampler.start() }
+        if configuration.countsWorkerActivity || bufferPool != nil {
+            do {
+                try sampler.start()
+            } catch {
+                _ = drain(timeout: .seconds(1))
+                throw EngineError.thread("the stats sampler not started: \(error)")
+            }
+        }
         do {
             try port.acceptMultishot(on: listener.fd, context: 0)
         } catch {
@@ -241,8 +248,14 @@ public final class EchoEngine: @unchecked Sendable {
                 throw EngineError.tooManyWorkers(EngineConfiguration.maxWorkers)
             }
             let worker = Worker(id: id, slot: slot, engine: self)
+            do {
+                try worker.start()
+            } catch {
+                // The slot is free again once it says so.
+                slot.enter(.exited, at: UInt64(CIOURing_now_ns()))
+                throw EngineError.thread("worker not started: \(error)")
+            }
             list.append(worker)
-            worker.start()
             return id
         }
     }

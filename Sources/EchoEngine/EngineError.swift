@@ -16,6 +16,8 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     case drained
     /// Every worker counter slot is taken by a live worker.
     case tooManyWorkers(Int)
+    /// A thread (a worker, the sampler) could not be created.
+    case thread(String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         case .port(let error): "\(error)"
         case .drained: "the engine has been drained"
         case .tooManyWorkers(let limit): "at most \(limit) workers can run at once"
+        case .thread(let why): why
         }
     }
 }

@@ -1,6 +1,7 @@
 import CIOURing
 import CompletionPort
 import EngineStats
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +20,8 @@ final class Worker: @unchecked Sendable {
     /// side table). Sound because the engine joins every worker before it goes away: `drain`,
     /// which `deinit` runs, returns only after joining them.
     private unowned(unsafe) let engine: EchoEngine
-    private var thread = pthread_t()
+    private var thread: NativeThread?
     private let exited = Atomic<Bool>(false)
-    private let joined = Mutex<Bool>(false)
     /// Set by the worker when it dequeues a shutdown packet; read by `retireWorker` on other
     /// threads. Relaxed: a hint for counting live workers, ordered with nothing else.
     private let retiringFlag = Atomic<Bool>(false)
@@ -38,22 +38,13 @@ final class Worker: @unchecked Sendable {
 
     var hasExited: Bool { exited.load(ordering: .acquiring) }
 
-    func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let worker = Unmanaged<Worker>.fromOpaque(raw!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, box)
+    /// Starts the thread (once, before the worker is shared).
+    func start() throws(NativeThread.StartError) {
+        thread = try NativeThread.start { [self] in run() }
     }
 
-    func join() {
-        joined.withLock { done in
-            guard !done else { return }
-            pthread_join(thread, nil)
-            done = true
-        }
-    }
+    /// Waits for the thread to end (idempotent; nothing to wait for if it never started).
+    func join() { thread?.join() }
 
     /// Records a state change in the slot (once per dequeue, never per completion).
     @inline(__always)
@@ -115,7 +106,7 @@ final class Worker: @unchecked Sendable {
                         if queuedAt > 0 { slot.recordQueueWait(now > queuedAt ? now - queuedAt : 0) }
                         packetStart = now
                         if now &- batchStart >= Self.giveBackAfterNs && batch.unstarted > 0
-                            && engine.port.parkedThreads > 0 && engine.port.runningThreads < engine.port.concurrency {
+                            && engine.port.couldRunAnotherThread {
                             engine.port.giveBack(batch)
                         }
                     }

@@ -1,5 +1,4 @@
 import CShare
-import EchoEngine
 import EngineStats
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,5 @@
 import CIOURing
 import CShare
-import EchoEngine
 import EngineStats
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import EchoEngine
+import EngineStats
 
 /// The control socket's protocol, version 1: one request line, one reply line.
 ///

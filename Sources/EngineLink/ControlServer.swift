@@ -1,6 +1,7 @@
+import NativeThreads
 import CIOURing
 import CShare
-import EchoEngine
+import EngineStats
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,14 +21,13 @@ public final class ControlServer: @unchecked Sendable {
     public static let maxClients = 32
     public static let timeoutNs: Int64 = 2_000_000_000
 
-    private let engine: EchoEngine
+    private let control: any EngineControl
     private let listener: CInt
     /// A read-only descriptor of the stats ring, handed to `hello` requests (-1: none).
     private let ringDescriptor: CInt
     private let wakeRead: CInt
     private let wakeWrite: CInt
-    private var thread = pthread_t()
-    private var running = false
+    private var thread: NativeThread?
     private var clients: [Client] = []
     /// While accept fails for want of descriptors (EMFILE, ENFILE), the listener is left out of
     /// the poll set until then (monotonic ns): it stays readable, and would make the loop spin.
@@ -40,9 +40,10 @@ public final class ControlServer: @unchecked Sendable {
         var since: Int64
     }
 
-    /// Binds `path` (mode 0600) and prepares to serve `engine`. Call `start()`.
-    public init(path: String, engine: EchoEngine, ringDescriptor shared: CInt) throws(LinkError) {
-        self.engine = engine
+    /// Binds `path` (mode 0600) and prepares to pass commands to `control` (the engine's own).
+    /// Call `start()`.
+    public init(path: String, control: any EngineControl, ringDescriptor shared: CInt) throws(LinkError) {
+        self.control = control
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -85,24 +86,23 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     /// Starts the server thread.
-    public func start() {
-        guard !running else { return }
-        running = true
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let server = Unmanaged<ControlServer>.fromOpaque(raw!).takeRetainedValue()
-            server.serve()
-            return nil
-        }, box)
+    /// - Throws: `LinkError.system` when the thread cannot be created.
+    public func start() throws(LinkError) {
+        guard thread == nil else { return }
+        do {
+            thread = try NativeThread.start { self.serve() }
+        } catch {
+            throw .system("pthread_create", error.code)
+        }
     }
 
     /// Stops the thread and closes every connection.
     public func stop() {
-        guard running else { return }
-        running = false
+        guard let thread else { return }
+        self.thread = nil
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
-        pthread_join(thread, nil)
+        thread.join()
     }
 
     private func serve() {
@@ -197,7 +197,7 @@ public final class ControlServer: @unchecked Sendable {
             let text = Array("ok \(ControlProtocol.version) pid \(getpid())\n".utf8)
             return text.withUnsafeBytes { CShare_sendWithDescriptor(fd, $0.baseAddress, $0.count, ringDescriptor) } == text.count
         case .success(.command(let command)):
-            return reply(fd, ControlProtocol.reply(engine.apply(command)))
+            return reply(fd, ControlProtocol.reply(control.send(command)))
         }
     }
 

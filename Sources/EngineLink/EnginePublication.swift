@@ -1,4 +1,4 @@
-import EchoEngine
+import EngineStats
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,20 +13,24 @@ public final class EnginePublication {
     private let server: ControlServer
     private var withdrawn = false
 
-    /// Publishes `engine`: prepares the runtime directory, removes entries of engines that are
+    /// Publishes an engine: prepares the runtime directory, removes entries of engines that are
     /// gone, and starts serving the control socket.
-    /// - Parameter directoryPath: another directory than the user's runtime directory (tests).
-    public init(engine: EchoEngine, directoryPath: String = RuntimeDirectory.defaultPath) throws(LinkError) {
+    /// - Parameters:
+    ///   - stats: the engine's stats ring (its identity names the socket; viewers map it).
+    ///   - control: the engine's own control, which applies the commands viewers send.
+    ///   - directoryPath: another directory than the user's runtime directory (tests).
+    public init(stats: StatsRing, control: any EngineControl,
+                directoryPath: String = RuntimeDirectory.defaultPath) throws(LinkError) {
         do {
             directory = try RuntimeDirectory.prepare(path: directoryPath)
         } catch {
             throw .directory(error.description)
         }
         directory.removeStaleEntries()
-        let identity = engine.stats.identity
+        let identity = stats.identity
         socketPath = directory.socketPath(pid: identity.pid, startTicks: identity.processStartTicks)
-        server = try ControlServer(path: socketPath, engine: engine, ringDescriptor: engine.stats.descriptor)
-        server.start()
+        server = try ControlServer(path: socketPath, control: control, ringDescriptor: stats.descriptor)
+        try server.start()
     }
 
     deinit { withdraw() }

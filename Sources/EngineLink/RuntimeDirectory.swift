@@ -1,4 +1,4 @@
-import EchoEngine
+import EngineStats
 #if canImport(Glibc)
 import Glibc
 #endif

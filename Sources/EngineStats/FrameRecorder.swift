@@ -1,3 +1,4 @@
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ public final class FrameRecorder: @unchecked Sendable {
     private let fd: CInt
     private var written = 0
     private var reader: StatsReader?
-    private var thread = pthread_t()
+    private var thread: NativeThread?
     /// Whether the thread runs (until `stop` has joined it); guarded with the join by its mutex.
     private let running = Mutex(false)
     private let stopping = Atomic<Bool>(false)
@@ -76,16 +77,11 @@ public final class FrameRecorder: @unchecked Sendable {
         running.withLock { running in
             guard !running, !stopping.load(ordering: .relaxed) else { return }
             reader = StatsReader(ring: ring, startingAt: Int64(max(1, ring.newest)))
-            let box = Unmanaged.passRetained(self)
-            let status = pthread_create(&thread, nil, { raw in
-                Unmanaged<FrameRecorder>.fromOpaque(raw!).takeRetainedValue().run()
-                return nil
-            }, box.toOpaque())
-            if status == 0 {
+            do {
+                thread = try NativeThread.start { self.run() }
                 running = true
-            } else {
-                box.release()
-                reason.withLock { $0 = "recording not started: cannot create its thread (\(String(cString: strerror(status))))" }
+            } catch {
+                reason.withLock { $0 = "recording not started: \(error)" }
             }
         }
     }
@@ -96,7 +92,7 @@ public final class FrameRecorder: @unchecked Sendable {
             // releasing: pairs with the thread's acquiring load of `stopping`.
             stopping.store(true, ordering: .releasing)
             guard running else { return }
-            pthread_join(thread, nil)
+            thread?.join()
             running = false
         }
     }

@@ -1,4 +1,5 @@
 import CIOURing
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -15,9 +16,8 @@ public final class StatsSampler: @unchecked Sendable {
     /// 0 running, 1 stopping; the sampler thread sleeps on it.
     private let stopWord = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
     private let periodNsValue: Atomic<UInt64>
-    private var thread = pthread_t()
+    private let thread = Mutex<NativeThread?>(nil)
     private let started = Atomic<Bool>(false)
-    private let joined = Mutex<Bool>(false)
 
     /// Allowed sampling periods.
     public static let periodRange: ClosedRange<UInt64> = 50_000_000...60_000_000_000
@@ -52,14 +52,16 @@ public final class StatsSampler: @unchecked Sendable {
     }
 
     /// Starts the sampling thread (once).
-    public func start() {
+    /// - Throws: when the thread cannot be created (then `start` may be called again).
+    public func start() throws(NativeThread.StartError) {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let sampler = Unmanaged<StatsSampler>.fromOpaque(raw!).takeRetainedValue()
-            sampler.run()
-            return nil
-        }, box)
+        do {
+            let running = try NativeThread.start { self.run() }
+            thread.withLock { $0 = running }
+        } catch {
+            started.store(false, ordering: .relaxed)
+            throw error
+        }
     }
 
     /// Stops and joins the sampling thread. Idempotent.
@@ -68,11 +70,7 @@ public final class StatsSampler: @unchecked Sendable {
         // releasing store + wake: the thread re-checks the word after every wake-up or timeout.
         CIOURing_futex_word_store(stopWord, 1)
         CIOURing_futex_wake(stopWord)
-        joined.withLock { done in
-            guard !done else { return }
-            pthread_join(thread, nil)
-            done = true
-        }
+        thread.withLock { $0 }?.join()
     }
 
     private func run() {

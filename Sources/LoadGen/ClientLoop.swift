@@ -2,6 +2,7 @@ import CAtomicWords
 import CIOURing
 import EngineStats
 import Histogram
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +42,7 @@ final class ClientLoop: @unchecked Sendable {
     private let sentAt: UnsafeMutablePointer<Int64>
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 64)
     private let epoll: CInt
-    private var thread = pthread_t()
+    private var thread: NativeThread?
 
     // Live progress, written only by this thread. relaxed: each is read on its own, for display.
     let messagesDone = Atomic<UInt64>(0)
@@ -89,16 +90,20 @@ final class ClientLoop: @unchecked Sendable {
         roundTrips.deallocate()
     }
 
+    /// Starts the thread. When it cannot be created, its connections count as failed (they
+    /// are closed with the loop) and the loop is finished.
     func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let loop = Unmanaged<ClientLoop>.fromOpaque(raw!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, box)
+        do {
+            thread = try NativeThread.start { self.run() }
+        } catch {
+            errors["\(error)", default: 0] += connections.count
+            openConnections.store(0, ordering: .relaxed)
+            // releasing: as the thread's own end, the errors above happen before `finished`.
+            finished.store(true, ordering: .releasing)
+        }
     }
 
-    func join() { pthread_join(thread, nil) }
+    func join() { thread?.join() }
 
     /// Connections this thread was given.
     var connectionCount: Int { connections.count }

@@ -1,3 +1,4 @@
+import NativeThreads
 import CompletionPort
 #if canImport(Glibc)
 import Glibc
@@ -96,19 +97,19 @@ public enum Loopback {
     }
 }
 
-/// A pthread running a closure, joined explicitly: tests and benchmarks need real threads
-/// (the port's semantics are per thread), not tasks.
-public final class JoinableThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
+/// A thread running a closure, joined explicitly: tests and benchmarks need real threads
+/// (the port's semantics are per thread), not tasks. A thread that cannot be created stops the
+/// test run with the reason (there is nothing a test could do without it).
+public final class JoinableThread: Sendable {
+    private let thread: NativeThread
 
     public init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        pthread_create(&thread, nil, { raw in
-            Unmanaged<JoinableThread>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+        do {
+            thread = try NativeThread.start(body)
+        } catch {
+            fatalError("\(error)")
+        }
     }
 
-    public func join() { pthread_join(thread, nil) }
+    public func join() { thread.join() }
 }

@@ -1,6 +1,7 @@
 import CIOURing
 import CompletionPort
 import EngineStats
+import NativeThreads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -31,7 +32,7 @@ public final class MetricsServer: @unchecked Sendable {
     private let listenFD: CInt
     private let frames: @Sendable () -> (EngineIdentity, StatsFrame?)
     private let stopping = Atomic<Bool>(false)
-    private var thread = pthread_t()
+    private var thread: NativeThread?
     private var started = false
     /// Connection slots: room for `maxConnections` open plus as many closing (their cancelled
     /// operations still to come back).
@@ -127,13 +128,10 @@ public final class MetricsServer: @unchecked Sendable {
             throw StartError(message: "--metrics \(address): \(error)")
         }
         acceptArmed = true
-        let box = Unmanaged.passRetained(self)
-        guard pthread_create(&thread, nil, { raw in
-            Unmanaged<MetricsServer>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, box.toOpaque()) == 0 else {
-            box.release()
-            throw StartError(message: "--metrics \(address): cannot create its thread")
+        do {
+            thread = try NativeThread.start { self.run() }
+        } catch {
+            throw StartError(message: "--metrics \(address): \(error)")
         }
         started = true
     }
@@ -142,7 +140,7 @@ public final class MetricsServer: @unchecked Sendable {
     public func stop() {
         guard started, !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? port.post(key: UInt64.max)
-        pthread_join(thread, nil)
+        thread?.join()
         port.close()
     }
 

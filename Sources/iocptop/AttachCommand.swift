@@ -1,6 +1,5 @@
 import ArgumentParser
 import Dashboard
-import EchoEngine
 import EngineLink
 import EngineStats
 import MetricsServer

@@ -1,7 +1,6 @@
 import CNcurses
 import CIOURing
 import Dashboard
-import EchoEngine
 import EngineStats
 import LoadGen
 import Synchronization

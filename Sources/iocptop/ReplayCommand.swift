@@ -1,6 +1,5 @@
 import ArgumentParser
 import Dashboard
-import EchoEngine
 import EngineStats
 import LoadGen
 #if canImport(Glibc)

@@ -83,7 +83,7 @@ enum EngineStart {
     /// exits 1.
     static func publish(_ server: EchoEngine) throws -> EnginePublication {
         do {
-            return try EnginePublication(engine: server)
+            return try EnginePublication(stats: server.stats, control: LocalControl(engine: server))
         } catch {
             printError("iocptop: cannot publish the engine for attach: \(error)")
             _ = server.drain(timeout: .seconds(5))

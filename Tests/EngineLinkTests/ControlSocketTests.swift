@@ -14,7 +14,7 @@ import Glibc
         defer { directory.remove() }
         let engine = try makeEngine()
         defer { _ = engine.drain() }
-        let publication = try EnginePublication(engine: engine, directoryPath: directory.runtime)
+        let publication = try EnginePublication(stats: engine.stats, control: LocalControl(engine: engine), directoryPath: directory.runtime)
         defer { publication.withdraw() }
 
         let listed = try EngineListing.all(directoryPath: directory.runtime)
@@ -49,7 +49,7 @@ import Glibc
         defer { directory.remove() }
         let engine = try makeEngine()
         defer { _ = engine.drain() }
-        let publication = try EnginePublication(engine: engine, directoryPath: directory.runtime)
+        let publication = try EnginePublication(stats: engine.stats, control: LocalControl(engine: engine), directoryPath: directory.runtime)
         defer { publication.withdraw() }
         let ring = try ControlClient(socketPath: publication.socketPath).attachRing()
         #expect(!ring.isWritable)
@@ -66,7 +66,7 @@ import Glibc
         defer { directory.remove() }
         let engine = try makeEngine(workers: 3)
         defer { _ = engine.drain() }
-        let publication = try EnginePublication(engine: engine, directoryPath: directory.runtime)
+        let publication = try EnginePublication(stats: engine.stats, control: LocalControl(engine: engine), directoryPath: directory.runtime)
         defer { publication.withdraw() }
         let workers = engine.liveWorkers, concurrency = engine.port.concurrency
         let completionsBefore = engine.currentFrame().totals.completions
@@ -135,7 +135,7 @@ import Glibc
         #expect(throws: LinkError.noneRunning) { try AttachedEngine(pid: nil, directoryPath: directory.runtime) }
         let engine = try makeEngine()
         defer { _ = engine.drain() }
-        let publication = try EnginePublication(engine: engine, directoryPath: directory.runtime)
+        let publication = try EnginePublication(stats: engine.stats, control: LocalControl(engine: engine), directoryPath: directory.runtime)
         #expect(access(stale, F_OK) != 0, "the new engine removed the stale entry")
         publication.withdraw()
         #expect(access(publication.socketPath, F_OK) != 0, "withdrawing removes the socket")
@@ -148,7 +148,7 @@ import Glibc
         chmod(directory.runtime, 0o777)
         let engine = try makeEngine(workers: 1)
         defer { _ = engine.drain() }
-        #expect(throws: LinkError.self) { try EnginePublication(engine: engine, directoryPath: directory.runtime) }
+        #expect(throws: LinkError.self) { try EnginePublication(stats: engine.stats, control: LocalControl(engine: engine), directoryPath: directory.runtime) }
     }
 
     @Test func requestsRoundTripThroughTheProtocol() throws {

@@ -39,6 +39,15 @@ final class Scheduler: @unchecked Sendable {
         var pausingLeader: Waiter?
 
         var gateOpen: Bool { running < concurrency || closed }
+
+        /// Puts the packets of `batch` that its thread never started back at the head of the
+        /// FIFO, in order (copied out before the batch's storage is written again). Returns
+        /// whether there were any.
+        mutating func returnUnstarted(of batch: PacketBatch?) -> Bool {
+            guard let batch, batch.unstarted > 0 else { return false }
+            queue.prepend(batch.takeUnstarted())
+            return true
+        }
     }
 
     enum Step {
@@ -120,9 +129,9 @@ final class Scheduler: @unchecked Sendable {
         me.gaveBackOnBlocking = false
         let deadline: Int64 = timeoutNs < 0 ? -1 : CIOURing_now_ns() &+ timeoutNs
         var step = state.withLock { s -> Step in
-            // Packets of this thread's batch that it never started go back in front, in order
-            // (copied out before `out`, which may be the batch's storage, is written).
-            if let batch = me.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
+            // Packets of this thread's batch that it never started go back in front (before
+            // `out`, which may be the batch's storage, is written).
+            _ = s.returnUnstarted(of: me.batch)
             // Re-entering dequeue: this thread stops counting against the limit.
             if me.isRunning {
                 s.running -= 1
@@ -468,7 +477,7 @@ final class Scheduler: @unchecked Sendable {
         // Only this thread's batch of this port holds packets that belong in this FIFO.
         guard me.batch === batch else { return }
         let wakeLeader = state.withLock { s -> Bool in
-            s.queue.prepend(batch.takeUnstarted())
+            _ = s.returnUnstarted(of: batch)
             dispatch(&s, me)
             return !s.queue.isEmpty && s.leader && s.gateOpen
         }
@@ -481,10 +490,7 @@ final class Scheduler: @unchecked Sendable {
     func enterBlocking() -> Bool {
         guard let me = ThreadRegistry.existingWaiter(for: self), me.isRunning else { return false }
         let wakeLeader = state.withLock { s -> Bool in
-            if let batch = me.batch, batch.unstarted > 0 {
-                s.queue.prepend(batch.takeUnstarted())
-                me.gaveBackOnBlocking = true
-            }
+            if s.returnUnstarted(of: me.batch) { me.gaveBackOnBlocking = true }
             s.running -= 1
             me.isRunning = false
             dispatch(&s, me)
@@ -514,7 +520,7 @@ final class Scheduler: @unchecked Sendable {
     func threadExited(_ waiter: Waiter) {
         let wakeLeader = state.withLock { s -> Bool in
             // What it dequeued and never started is not lost with it.
-            if let batch = waiter.batch, batch.unstarted > 0 { s.queue.prepend(batch.takeUnstarted()) }
+            _ = s.returnUnstarted(of: waiter.batch)
             if waiter.isRunning {
                 s.running -= 1
                 waiter.isRunning = false

@@ -1,5 +1,5 @@
 /// One thing an operator (a key, a control-socket client, the auto controller) asks of an
-/// engine. The engine applies it (`EchoEngine.apply`): relative changes are computed there, under
+/// engine. The engine applies it (`EngineControl.send`): relative changes are computed there, under
 /// one lock, so two viewers pressing `C` at once raise the limit by two.
 public enum EngineCommand: Sendable, Hashable {
     /// Start one more worker thread.
@@ -51,7 +51,7 @@ public enum EngineCommand: Sendable, Hashable {
 }
 
 /// Who sent a command: an operator's key press (or control-socket client) holds auto mode back
-/// for `EchoEngine.autoPauseNs`; auto mode's own commands do not.
+/// for a while (30 s in the server core); auto mode's own commands do not.
 public enum CommandOrigin: Sendable, Hashable {
     case `operator`
     case auto
@@ -66,39 +66,5 @@ public struct CommandOutcome: Sendable, Hashable {
     public init(succeeded: Bool, message: String) {
         self.succeeded = succeeded
         self.message = message
-    }
-}
-
-/// Where a viewer sends commands: the engine in this process, an engine's control socket, or
-/// nowhere (a read-only viewer, a recording).
-public protocol EngineControl: AnyObject, Sendable {
-    /// Sends `command` and returns what happened (never throws: failures are outcomes).
-    func send(_ command: EngineCommand) -> CommandOutcome
-}
-
-/// The engine in this process.
-public final class LocalControl: EngineControl {
-    public let engine: EchoEngine
-
-    public init(engine: EchoEngine) { self.engine = engine }
-
-    public func send(_ command: EngineCommand) -> CommandOutcome { engine.apply(command) }
-}
-
-/// A viewer that may only look: attached with `--read-only`, or replaying a recording.
-public final class ReadOnlyControl: EngineControl {
-    /// Whose view this is, said with every refusal.
-    public enum Viewer: Sendable { case attachedReadOnly, replay }
-    public let viewer: Viewer
-
-    public init(_ viewer: Viewer = .attachedReadOnly) { self.viewer = viewer }
-
-    public func send(_ command: EngineCommand) -> CommandOutcome {
-        switch viewer {
-        case .attachedReadOnly:
-            CommandOutcome(succeeded: false, message: "read-only: \(command.name) refused (attached with --read-only)")
-        case .replay:
-            CommandOutcome(succeeded: false, message: "replay: read-only (\(command.name) not sent)")
-        }
     }
 }
