@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "iocptop-port-bench", targets: ["PortBenchmark"]),
         .executable(name: "iocptop-engine-bench", targets: ["EngineBenchmark"]),
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
-        .library(name: "EchoEngine", targets: ["EchoEngine"]),
+        .library(name: "ServerCore", targets: ["ServerCore"]),
         .library(name: "EngineStats", targets: ["EngineStats"]),
         .library(name: "LoadGen", targets: ["LoadGen"]),
     ],
@@ -31,7 +31,7 @@ let package = Package(
         // recordings, warnings, auto mode's policy and sizer. Knows no protocol and no engine.
         .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare", "NativeThreads"]),
         // The server: listener, connections, buffers, the worker pool, drain, frames — serving echo.
-        .target(name: "EchoEngine", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
+        .target(name: "ServerCore", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
         .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
@@ -43,18 +43,18 @@ let package = Package(
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort", "NativeThreads"]),
         .executableTarget(name: "iocptop", dependencies: [
-            "EchoEngine", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
+            "ServerCore", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
-        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "EchoEngine", "EngineStats", "Loopback"]),
+        .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "ServerCore", "EngineStats", "Loopback"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
-        .testTarget(name: "EchoEngineTests", dependencies: ["CIOURing", "EchoEngine", "EngineStats", "CompletionPort", "Loopback"]),
+        .testTarget(name: "ServerCoreTests", dependencies: ["CIOURing", "ServerCore", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats", "Loopback"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
-        .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "EchoEngine", "EngineStats", "CShare", "Loopback"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EchoEngine", "CompletionPort", "Loopback"]),
+        .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "ServerCore", "EngineStats", "CShare", "Loopback"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "ServerCore", "CompletionPort", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort"]),
     ]

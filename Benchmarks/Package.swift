@@ -15,7 +15,7 @@ let package = Package(
             name: "EchoAllocations",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "EchoEngine", package: "iocptop"),
+                .product(name: "ServerCore", package: "iocptop"),
                 .product(name: "CompletionPort", package: "iocptop"),
             ],
             path: "Benchmarks/EchoAllocations",

@@ -1,5 +1,5 @@
 import CIOURing
-import EchoEngine
+import ServerCore
 import EngineStats
 
 /// `--stats`: what publishing worker statistics costs.
@@ -57,7 +57,7 @@ enum StatsCost {
                 configuration.port = 0
                 configuration.countsWorkerActivity = counting
                 configuration.statsPeriodMilliseconds = 50
-                guard let engine = try? EchoEngine(configuration: configuration) else { return }
+                guard let engine = try? PortServer(configuration: configuration) else { return }
                 let result = drive(port: engine.listenPort, connections: 100, size: 128, seconds: seconds)
                 _ = engine.drain()
                 let rate = Double(result.roundTrips) / result.seconds

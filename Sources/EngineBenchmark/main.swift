@@ -14,7 +14,7 @@
 // generator issue brings a proper external client.
 import CIOURing
 import CompletionPort
-import EchoEngine
+import ServerCore
 import Loopback
 #if canImport(Glibc)
 import Glibc
@@ -168,8 +168,8 @@ for backend in [BackendChoice.ioURing, .epoll] {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.backend = backend
-    let engine: EchoEngine
-    do { engine = try EchoEngine(configuration: configuration) } catch {
+    let engine: PortServer
+    do { engine = try PortServer(configuration: configuration) } catch {
         print("\(backend.rawValue): skipped (\(error))")
         continue
     }

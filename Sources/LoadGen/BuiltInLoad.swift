@@ -51,7 +51,7 @@ public final class BuiltInLoad: Sendable {
     }
 
     /// The load as frames carry it: open connections now, messages and round trips since it
-    /// first started (for `EchoEngine.setLoadProbe`).
+    /// first started (for `PortServer.setLoadProbe`).
     public var sample: LoadSample {
         var sample = earlier.withLock { $0 }
         running.withLock { current in

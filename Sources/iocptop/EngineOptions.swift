@@ -1,6 +1,6 @@
 import ArgumentParser
 import CompletionPort
-import EchoEngine
+import ServerCore
 
 extension BackendChoice: ExpressibleByArgument {}
 

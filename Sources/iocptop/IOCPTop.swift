@@ -1,5 +1,5 @@
 import ArgumentParser
-import EchoEngine
+import ServerCore
 import EngineStats
 import MetricsServer
 import CNcurses

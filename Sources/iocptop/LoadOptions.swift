@@ -1,5 +1,5 @@
 import ArgumentParser
-import EchoEngine
+import ServerCore
 import LoadGen
 
 /// The built-in load generator's options, shared by every mode that runs the engine.
@@ -21,7 +21,7 @@ struct LoadOptions: ParsableArguments {
 
     /// The built-in load aimed at `engine` (its connection count is at least 1, so the
     /// dashboard can switch it on even when `--load` is 0).
-    func builtInLoad(for engine: EchoEngine) -> BuiltInLoad {
+    func builtInLoad(for engine: PortServer) -> BuiltInLoad {
         var configuration = LoadConfiguration()
         let bind = engine.configuration.bindAddress
         configuration.host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Dashboard
 import CompletionPort
-import EchoEngine
+import ServerCore
 import EngineLink
 import EngineStats
 import MetricsServer
@@ -70,9 +70,9 @@ struct ServeCommand: ParsableCommand {
 /// What every mode that runs an engine does first: start it, publish it, say so.
 enum EngineStart {
     /// Starts the engine, or prints one line and exits 1.
-    static func engine(_ configuration: EngineConfiguration) throws -> EchoEngine {
+    static func engine(_ configuration: EngineConfiguration) throws -> PortServer {
         do {
-            return try EchoEngine(configuration: configuration)
+            return try PortServer(configuration: configuration)
         } catch {
             printError("iocptop: \(error)")
             throw ExitCode(1)
@@ -81,7 +81,7 @@ enum EngineStart {
 
     /// Publishes the engine for `iocptop list` and `attach`, or drains it, prints one line and
     /// exits 1.
-    static func publish(_ server: EchoEngine) throws -> EnginePublication {
+    static func publish(_ server: PortServer) throws -> EnginePublication {
         do {
             return try EnginePublication(stats: server.stats, control: LocalControl(engine: server))
         } catch {
@@ -93,7 +93,7 @@ enum EngineStart {
 
     /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C · multishot receive · pid P"
     /// (or "one-shot receive": epoll, a kernel before 6.0, or `--provided-buffers 0`).
-    static func startLine(_ server: EchoEngine) -> String {
+    static func startLine(_ server: PortServer) -> String {
         let port = server.port
         var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · "
             + (server.receivesMultishot ? "multishot receive" : "one-shot receive") + " · pid \(getpid())"

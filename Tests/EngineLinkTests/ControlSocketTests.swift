@@ -1,4 +1,4 @@
-import EchoEngine
+import ServerCore
 import EngineLink
 import EngineStats
 import Loopback

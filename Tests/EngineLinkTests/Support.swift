@@ -1,4 +1,4 @@
-import EchoEngine
+import ServerCore
 import EngineLink
 import Loopback
 #if canImport(Glibc)
@@ -31,13 +31,13 @@ struct TemporaryDirectory {
 }
 
 /// An engine on an ephemeral loopback port.
-func makeEngine(workers: Int = 2) throws -> EchoEngine {
+func makeEngine(workers: Int = 2) throws -> PortServer {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.workers = workers
     configuration.concurrency = 2
     configuration.statsPeriodMilliseconds = 50
-    return try EchoEngine(configuration: configuration)
+    return try PortServer(configuration: configuration)
 }
 
 /// Sends `text` on a new connection to the engine and returns what came back.

@@ -1,5 +1,5 @@
 import CompletionPort
-import EchoEngine
+import ServerCore
 import LoadGen
 import Loopback
 import Synchronization
@@ -8,11 +8,11 @@ import Testing
 import Glibc
 #endif
 
-func makeEngine(workers: Int = 2) throws -> EchoEngine {
+func makeEngine(workers: Int = 2) throws -> PortServer {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.workers = workers
-    return try EchoEngine(configuration: configuration)
+    return try PortServer(configuration: configuration)
 }
 
 func loadConfiguration(port: UInt16, connections: Int, size: Int = 128) -> LoadConfiguration {
@@ -52,7 +52,7 @@ func loadConfiguration(port: UInt16, connections: Int, size: Int = 128) -> LoadC
         engineConfiguration.workers = 2
         engineConfiguration.concurrency = 1
         engineConfiguration.backend = backend
-        let engine = try EchoEngine(configuration: engineConfiguration)
+        let engine = try PortServer(configuration: engineConfiguration)
         defer { _ = engine.drain() }
         var configuration = loadConfiguration(port: engine.listenPort, connections: 6, size: 65536)
         configuration.mode = .stream

@@ -7,7 +7,7 @@
 // the measured region.
 import Benchmark
 import CompletionPort
-import EchoEngine
+import ServerCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +15,7 @@ import Glibc
 
 /// A connected client of an engine on an ephemeral loopback port.
 final class EchoFixture: @unchecked Sendable {
-    let engine: EchoEngine
+    let engine: PortServer
     let fd: CInt
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 64)
 
@@ -24,7 +24,7 @@ final class EchoFixture: @unchecked Sendable {
         configuration.port = 0
         configuration.backend = backend
         configuration.workers = 2
-        engine = try EchoEngine(configuration: configuration)
+        engine = try PortServer(configuration: configuration)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

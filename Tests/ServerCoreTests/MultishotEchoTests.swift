@@ -1,5 +1,5 @@
 import CompletionPort
-import EchoEngine
+import ServerCore
 import Loopback
 import Synchronization
 import Testing

@@ -1,7 +1,7 @@
 import CIOURing
 import CompletionPort
 import Loopback
-@testable import EchoEngine
+@testable import ServerCore
 import EngineStats
 import Synchronization
 import Testing
@@ -10,10 +10,10 @@ import Glibc
 #endif
 
 /// The echo engine on real loopback sockets, on each available backend.
-@Suite struct EchoEngineTests {
-    @Test(arguments: availableBackends)
-    func echoIntegrity(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend)
+@Suite struct EchoTests {
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func echoIntegrity(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path)
         defer { _ = engine.drain() }
         let outcome = try EchoDriver.run(port: engine.listenPort, connections: 200, messages: 1000, maxLength: 1024)
         #expect(outcome.mismatches == 0)
@@ -28,9 +28,9 @@ import Glibc
         #expect(frame.engine.closedByError == 0)
     }
 
-    @Test(arguments: availableBackends)
-    func aClientThatDoesNotReadIsBoundedThenServedExactly(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend, workers: 2)
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func aClientThatDoesNotReadIsBoundedThenServedExactly(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path, workers: 2)
         defer { _ = engine.drain() }
         let client = try connectClient(port: engine.listenPort)
         defer { close(client) }
@@ -46,7 +46,9 @@ import Glibc
         }
         // Nobody reads yet: the kernel buffers fill, the server's send stalls, and it stops
         // receiving — its ring full, or (a short receive while the send was in flight) partly
-        // full: no receive in flight, only the stalled send, and never more than one ring held.
+        // full: no receive in flight, only the stalled send, and never more than one ring held
+        // (in place) or one input and one output buffer (through a handler).
+        let held = UInt64(engine.configuration.ioBufferSize) * (path == .inPlace ? 1 : 2)
         #expect(eventually {
             let frame = engine.currentFrame()
             let totals = frame.totals
@@ -54,10 +56,10 @@ import Glibc
             // Counters are sampled one by one: bytesOut may be read after a send that bytesIn's
             // read missed the receive of — compare without subtracting past zero.
             return totals.bytesIn > totals.bytesOut && inFlight == 1
-                && totals.bytesIn <= totals.bytesOut &+ UInt64(engine.configuration.ioBufferSize)
+                && totals.bytesIn <= totals.bytesOut &+ held
         })
-        let held = engine.currentFrame().totals
-        #expect(held.bytesIn <= held.bytesOut &+ UInt64(engine.configuration.ioBufferSize))
+        let stalled = engine.currentFrame().totals
+        #expect(stalled.bytesIn <= stalled.bytesOut &+ held)
         // Now read everything back, in small pieces (partial sends on the server side).
         var received = [UInt8](repeating: 0, count: size)
         var offset = 0
@@ -71,9 +73,9 @@ import Glibc
         #expect(received == payload)
     }
 
-    @Test(arguments: availableBackends)
-    func peerResetsCloseOnlyTheirConnection(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend)
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func peerResetsCloseOnlyTheirConnection(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path)
         defer { _ = engine.drain() }
         let workersBefore = engine.liveWorkers
         for _ in 0..<100 {
@@ -91,9 +93,9 @@ import Glibc
         #expect(outcome.mismatches == 0)
     }
 
-    @Test(arguments: availableBackends)
-    func halfCloseGetsEveryByteThenEOF(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend)
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func halfCloseGetsEveryByteThenEOF(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path)
         defer { _ = engine.drain() }
         let client = try connectClient(port: engine.listenPort)
         defer { close(client) }
@@ -114,9 +116,9 @@ import Glibc
         #expect(engine.currentFrame().engine.closedByError == 0)
     }
 
-    @Test(arguments: availableBackends)
-    func addRetireAndDrainUnderLoad(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend, workers: 3)
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func addRetireAndDrainUnderLoad(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path, workers: 3)
         let outcome = Mutex<EchoDriver.Outcome?>(nil)
         let port = engine.listenPort
         let client = TestThread {
@@ -169,7 +171,7 @@ import Glibc
         configuration.port = first.listenPort
         configuration.workers = 1
         #expect(throws: EngineError.addressInUse("127.0.0.1:\(first.listenPort)")) {
-            try EchoEngine(configuration: configuration)
+            try PortServer(configuration: configuration)
         }
     }
 
@@ -177,10 +179,10 @@ import Glibc
         var configuration = EngineConfiguration()
         configuration.port = 0
         configuration.bindAddress = "not-an-address"
-        #expect(throws: EngineError.invalidAddress("not-an-address")) { try EchoEngine(configuration: configuration) }
+        #expect(throws: EngineError.invalidAddress("not-an-address")) { try PortServer(configuration: configuration) }
         configuration.bindAddress = "127.0.0.1"
         configuration.ioBufferSize = 1
-        #expect(throws: EngineError.self) { try EchoEngine(configuration: configuration) }
+        #expect(throws: EngineError.self) { try PortServer(configuration: configuration) }
     }
 }
 
@@ -330,12 +332,12 @@ import Glibc
         return true
     }
 
-    @Test(arguments: availableBackends)
-    func largeBuffersAreLentWhileDataFlowsAndReturnedWhenIdle(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend, workers: 2) { $0.statsPeriodMilliseconds = 50 }
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func largeBuffersAreLentWhileDataFlowsAndReturnedWhenIdle(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path, workers: 2) { $0.statsPeriodMilliseconds = 50 }
         defer { _ = engine.drain() }
         // More connections than the pool keeps warm, so that trimming has something to do.
-        let count = EchoEngine.warmReserve + 16
+        let count = PortServer.warmReserve + 16
         let clients = try (0..<count).map { _ in try connectClient(port: engine.listenPort) }
         defer { clients.forEach { close($0) } }
         #expect(echoBulk(clients, chunks: 4, seed: 1))
@@ -349,7 +351,7 @@ import Glibc
         // Quiet for a sweep interval or two: every large buffer goes back, and the pool keeps
         // its warm reserve, handing the other buffers' pages back to the kernel.
         #expect(eventually(within: 15) { engine.largeBuffersLent == 0 })
-        #expect(eventually(within: 15) { pool.warmBuffers <= EchoEngine.warmReserve })
+        #expect(eventually(within: 15) { pool.warmBuffers <= PortServer.warmReserve })
         #expect(eventually { pool.residentBytes() <= residentWhileLent - 16 * 65536 })
         // The connections echo as before on their small buffers, and grow again.
         let receivesBefore = engine.currentFrame().totals.receives
@@ -365,9 +367,9 @@ import Glibc
         #expect(engine.currentFrame().engine.closedByError == 0)
     }
 
-    @Test(arguments: availableBackends)
-    func messagesThatFitNeverBorrowALargeBuffer(backend: BackendChoice) throws {
-        let engine = try makeEngine(backend, workers: 2)
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func messagesThatFitNeverBorrowALargeBuffer(backend: BackendChoice, path: EchoPath) throws {
+        let engine = try makeEngine(backend, path: path, workers: 2)
         defer { _ = engine.drain() }
         // Up to 512 bytes echoed one at a time: the ring wraps but never fills.
         let outcome = try EchoDriver.run(port: engine.listenPort, connections: 50, messages: 400, maxLength: 512)
@@ -378,11 +380,11 @@ import Glibc
         #expect(pool.residentBytes() == 0)
     }
 
-    @Test(arguments: availableBackends)
-    func anEmptyPoolLeavesConnectionsOnTheirSmallBuffers(backend: BackendChoice) throws {
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func anEmptyPoolLeavesConnectionsOnTheirSmallBuffers(backend: BackendChoice, path: EchoPath) throws {
         // 4 large buffers for 40 connections streaming at once; a size that is not a whole
         // number of pages (the pool spaces buffers by whole pages).
-        let engine = try makeEngine(backend, workers: 2) {
+        let engine = try makeEngine(backend, path: path, workers: 2) {
             $0.largeBuffers = 4
             $0.ioBufferSize = 100_000
         }

@@ -19,7 +19,7 @@ final class Worker: @unchecked Sendable {
     /// `unowned` load is an atomic increment and decrement, slow ones when the object has a
     /// side table). Sound because the engine joins every worker before it goes away: `drain`,
     /// which `deinit` runs, returns only after joining them.
-    private unowned(unsafe) let engine: EchoEngine
+    private unowned(unsafe) let engine: PortServer
     private var thread: NativeThread?
     private let exited = Atomic<Bool>(false)
     /// Set by the worker when it dequeues a shutdown packet; read by `retireWorker` on other
@@ -29,7 +29,7 @@ final class Worker: @unchecked Sendable {
 
     static let batchSize = 64
 
-    init(id: Int, slot: WorkerSlot, engine: EchoEngine) {
+    init(id: Int, slot: WorkerSlot, engine: PortServer) {
         self.id = id
         self.slot = slot
         self.engine = engine

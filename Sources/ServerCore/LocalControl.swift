@@ -2,9 +2,9 @@ import EngineStats
 
 /// The engine in this process, as a viewer's control: keys go straight to `apply`.
 public final class LocalControl: EngineControl {
-    public let engine: EchoEngine
+    public let engine: PortServer
 
-    public init(engine: EchoEngine) { self.engine = engine }
+    public init(engine: PortServer) { self.engine = engine }
 
     public func send(_ command: EngineCommand) -> CommandOutcome { engine.apply(command) }
 
@@ -15,9 +15,9 @@ public final class LocalControl: EngineControl {
 /// (the engine owns the sizer, and stops it in `drain`, which its deinit runs), so a dropped
 /// engine goes away.
 final class AutoControl: EngineControl {
-    private weak let engine: EchoEngine?
+    private weak let engine: PortServer?
 
-    init(engine: EchoEngine) { self.engine = engine }
+    init(engine: PortServer) { self.engine = engine }
 
     func send(_ command: EngineCommand) -> CommandOutcome {
         engine?.apply(command, origin: .auto) ?? CommandOutcome(succeeded: false, message: "the engine is gone")

@@ -2,7 +2,7 @@ import CIOURing
 import Synchronization
 
 /// Buffers that grow while data flows and shrink when it stops (see `Connection`).
-extension EchoEngine {
+extension PortServer {
     /// How often the sweep looks for quiet connections: one quiet for a whole interval gives
     /// its large buffer back, so an idle connection keeps one for 1 to 2 intervals (plus up to
     /// one sampling period: the sampler thread runs the sweep).

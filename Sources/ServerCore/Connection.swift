@@ -15,7 +15,7 @@ import Glibc
 /// is done, at the start of the emptied ring: a connection keeps reusing the same bytes.
 ///
 /// ## Buffers that grow while data flows
-/// A connection starts on its own small buffer (`EchoEngine.smallBufferSize`, from the
+/// A connection starts on its own small buffer (`PortServer.smallBufferSize`, from the
 /// connection table's slab). A receive that fills the ring says more is arriving than it
 /// holds: the connection then borrows a large buffer (`ioBufferSize`, 256 KiB by default)
 /// from the engine's `BufferPool`, moving what it holds, as soon as no send reads the small one.
@@ -30,7 +30,7 @@ import Glibc
 /// On its small buffer a connection may keep one multishot receive armed instead: each arrival
 /// is a provided buffer the kernel picked, numbered by the port. Workers push arrivals on
 /// `arrivals` (lock-free); the owner orders them by number (`heldArrivals`, `nextShot`) and
-/// copies each into the ring once it has room (`EchoEngine.deliverArrivals`); the receive's
+/// copies each into the ring once it has room (`PortServer.deliverArrivals`); the receive's
 /// last completion (`shotsEnded`) is applied only after every arrival before it.
 ///
 /// ## Serialisation without a lock
@@ -40,7 +40,7 @@ import Glibc
 /// already set, the owner will see the bit and process the result, and the worker moves on. The
 /// owner takes all arrived bits, processes them, and releases busy only if no new bit arrived
 /// meanwhile (compare-exchange), otherwise it loops. So exactly one thread at a time touches the
-/// fields below, and no thread ever waits. `EchoEngineTests.echoIntegrity` fails if two threads
+/// fields below, and no thread ever waits. `EchoTests.echoIntegrity` fails if two threads
 /// ever process the same connection at once (bytes would be lost or reordered).
 final class Connection: @unchecked Sendable {
     // Strand bits.
@@ -86,7 +86,7 @@ final class Connection: @unchecked Sendable {
     /// The sequence number after the multishot receive's last arrival (see `Arrivals`).
     var shotsEnd: UInt32 = 0
     /// Multishot arrivals pushed by workers and not yet taken by the owner: id + 1 of the top
-    /// entry of a stack in `EchoEngine.arrivals`, 0 when empty.
+    /// entry of a stack in `PortServer.arrivals`, 0 when empty.
     let arrivals = Atomic<UInt32>(0)
 
     // Owned by the strand owner.
@@ -127,11 +127,38 @@ final class Connection: @unchecked Sendable {
     var receiveSubmitter = 0
     var sendSubmitter = 0
 
-    /// `smallBuffer` belongs to the connection table's slab, which outlives the connection.
-    init(slot: Int, smallBuffer: UnsafeMutableRawBufferPointer) {
+    // MARK: the handler's side (see `PortServer+Handlers.swift`)
+    // A protocol that replies with its input (echo) has no handler: `buffer` is its ring.
+    // Otherwise `buffer` holds the input linearly (`head`, `buffered`: unconsumed bytes) and
+    // what is sent comes from `output`.
+
+    /// Made once per slot, on its first connection (`ServerProtocol.makeHandler`).
+    var handler: (any ConnectionHandler)?
+    /// The connection's own output buffer (empty when there is no handler).
+    let smallOutput: UnsafeMutableRawBufferPointer
+    /// The output buffer in use: `smallOutput`, or the pool's buffer `outputLargeIndex`.
+    var output: UnsafeMutableRawBufferPointer
+    var outputLargeIndex = -1
+    /// Output written and not yet sent: `outputCount` bytes from `outputHead`.
+    var outputHead = 0
+    var outputCount = 0
+    /// The handler has been told the connection opened.
+    var handlerOpened = false
+    /// The handler asked to be called again only once the output has been sent.
+    var readingPaused = false
+    /// The handler asked to close once the output has been sent.
+    var closeAfterFlush = false
+    /// Why the connection is closing (told to the handler); nil while it is not.
+    var closeReason: CloseReason?
+
+    /// `smallBuffer` and `smallOutput` belong to the connection table's slab, which outlives
+    /// the connection.
+    init(slot: Int, smallBuffer: UnsafeMutableRawBufferPointer, smallOutput: UnsafeMutableRawBufferPointer) {
         self.slot = slot
         self.smallBuffer = smallBuffer
         buffer = smallBuffer
+        self.smallOutput = smallOutput
+        output = smallOutput
     }
 
     /// Resets the owner's fields for a new connection on `fd` (its large buffer, if any, has
@@ -162,6 +189,14 @@ final class Connection: @unchecked Sendable {
         inflight = 0
         receiveSubmitter = 0
         sendSubmitter = 0
+        output = smallOutput
+        outputLargeIndex = -1
+        outputHead = 0
+        outputCount = 0
+        handlerOpened = false
+        readingPaused = false
+        closeAfterFlush = false
+        closeReason = nil
     }
 
     /// Publishes who last ran the strand and who submitted the operations in flight.

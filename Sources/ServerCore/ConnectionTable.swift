@@ -19,18 +19,22 @@ import Glibc
 final class ConnectionTable: @unchecked Sendable {
     let capacity: Int
     private let bufferSize: Int
+    private let outputSize: Int
     private let entries: UnsafeMutablePointer<Connection?>
     private let slab: UnsafeMutableRawPointer
     private let slabBytes: Int
     private let freeSlots = Mutex<(free: [Int], created: Int)>(([], 0))
 
-    /// Nil when the buffers' address space cannot be reserved (capacity × size too large).
-    init?(capacity: Int, bufferSize: Int) {
+    /// Nil when the buffers' address space cannot be reserved (capacity × sizes too large).
+    /// - Parameter outputSize: bytes of each connection's own output buffer (0: none, a
+    ///   protocol that replies with its input).
+    init?(capacity: Int, bufferSize: Int, outputSize: Int = 0) {
         self.capacity = capacity
         self.bufferSize = bufferSize
+        self.outputSize = outputSize
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: nil, count: capacity)
-        slabBytes = capacity * bufferSize
+        slabBytes = capacity * (bufferSize + outputSize)
         let mapped = mmap(nil, slabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let mapped, mapped != MAP_FAILED else {
             entries.deinitialize(count: capacity)
@@ -55,8 +59,10 @@ final class ConnectionTable: @unchecked Sendable {
         freeSlots.withLock { pool -> Connection? in
             if let slot = pool.free.popLast() { return entries[slot] }
             guard pool.created < capacity else { return nil }
-            let buffer = UnsafeMutableRawBufferPointer(start: slab + pool.created * bufferSize, count: bufferSize)
-            let connection = Connection(slot: pool.created, smallBuffer: buffer)
+            let start = slab + pool.created * (bufferSize + outputSize)
+            let connection = Connection(slot: pool.created,
+                                        smallBuffer: UnsafeMutableRawBufferPointer(start: start, count: bufferSize),
+                                        smallOutput: UnsafeMutableRawBufferPointer(start: start + bufferSize, count: outputSize))
             entries[pool.created] = connection
             pool.created += 1
             return connection

@@ -6,7 +6,7 @@ import Synchronization
 import Glibc
 #endif
 
-extension EchoEngine {
+extension PortServer {
     /// Applies one operator command and says what it did. Every viewer (keys here, a control
     /// socket client, the auto controller) goes through this: commands are serialised, and
     /// relative ones (`changeConcurrency`, `stepWork`) read and set under the same lock, so

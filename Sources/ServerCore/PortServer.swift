@@ -6,20 +6,25 @@ import Synchronization
 import Glibc
 #endif
 
-/// A TCP echo server on a completion port: the seed's server, done right.
+/// A TCP server on a completion port, speaking any `ServerProtocol` (echo by default): the
+/// seed's server, done right, with the protocol as a seam.
 ///
-/// Workers dequeue completions and run each connection's echo: a receive fills the
-/// connection's ring buffer, a send drains it (resubmitted until every received byte is sent),
-/// and a 0-byte receive ends the connection once everything is echoed. A failed completion
-/// (reset, broken pipe, …) closes that one connection; the worker keeps serving. Connection
-/// objects and their buffers are pooled; nothing is allocated per completion.
+/// Workers dequeue completions and run each connection's strand: a receive fills the
+/// connection's input, its handler turns input into output (for echo, the input is the
+/// output, sent from where it arrived), a send drains it (resubmitted until every byte is
+/// sent), and a 0-byte receive ends the connection once everything owed is sent. A failed
+/// completion (reset, broken pipe, …) closes that one connection; the worker keeps serving.
+/// Connection objects, their handlers and their buffers are pooled; nothing is allocated per
+/// completion.
 ///
 /// The pool of workers can change while serving: `addWorker`, `retireWorker` (a shutdown
 /// packet: whichever worker dequeues it gives the rest of its batch back and exits),
 /// `setConcurrency`, and `drain` (the seed's shutdown protocol, bounded in time).
-public final class EchoEngine: @unchecked Sendable {
+public final class PortServer: @unchecked Sendable {
     /// The configuration the engine was started with.
     public let configuration: EngineConfiguration
+    /// The protocol served.
+    public let serving: any ServerProtocol
     /// The completion port the workers serve.
     public let port: CompletionPort
     /// "address:port" actually listened on.
@@ -54,7 +59,7 @@ public final class EchoEngine: @unchecked Sendable {
     /// CLOCK_MONOTONIC at start, in ns.
     let startedNs = UInt64(CIOURing_now_ns())
     /// Process CPU time at start, in ns: frames count CPU from here.
-    let startedCPUNs = EchoEngine.processCPUNanoseconds()
+    let startedCPUNs = PortServer.processCPUNanoseconds()
     /// Per-slot tallies for the sampler's connection scan (sampler thread only).
     let tally = UnsafeMutablePointer<Int>.allocate(capacity: 2 * EngineConfiguration.maxWorkers)
     /// Guards `tally` (frames can be filled by the sampler and by `currentFrame` at once).
@@ -109,10 +114,10 @@ public final class EchoEngine: @unchecked Sendable {
     static let sendContext: UInt64 = 1
     static let multishotContext: UInt64 = 2
 
-    /// Starts listening and serving.
+    /// Starts listening and serving `serving`.
     /// - Throws: `EngineError.addressInUse` when the address is taken; other `EngineError`s
     ///   for bad settings or a port that cannot be created.
-    public init(configuration: EngineConfiguration) throws(EngineError) {
+    public init(configuration: EngineConfiguration, serving: any ServerProtocol = EchoProtocol()) throws(EngineError) {
         guard configuration.ioBufferSize >= 64, configuration.ioBufferSize <= 1 << 24 else {
             throw EngineError.invalidConfiguration("the I/O buffer size must be between 64 bytes and 16 MiB")
         }
@@ -141,6 +146,7 @@ public final class EchoEngine: @unchecked Sendable {
             throw EngineError.invalidConfiguration("concurrency and simulated work must not be negative")
         }
         self.configuration = configuration
+        self.serving = serving
         workMicroseconds = Atomic(configuration.workMicroseconds)
         blockMicroseconds = Atomic(configuration.blockMicroseconds)
         Listener.raiseDescriptorLimit()
@@ -151,7 +157,8 @@ public final class EchoEngine: @unchecked Sendable {
         let largeCount = configuration.largeBuffers > 0 ? configuration.largeBuffers
             : min(configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
         let pool = configuration.ioBufferSize > small ? BufferPool(count: largeCount, size: configuration.ioBufferSize) : nil
-        guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: small),
+        guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: small,
+                                          outputSize: serving.repliesWithInput ? 0 : small),
               pool != nil || configuration.ioBufferSize <= small else {
             close(listener.fd)
             throw EngineError.invalidConfiguration(
@@ -164,7 +171,7 @@ public final class EchoEngine: @unchecked Sendable {
         // weak: a weak reference gives the engine a side table, and every retain and release
         // of it — workers make them per completion — then takes the slow path. Sound because
         // `deinit` stops (joins) the sampler before the engine goes away.
-        final class WeakEngine: @unchecked Sendable { unowned(unsafe) var engine: EchoEngine? }
+        final class WeakEngine: @unchecked Sendable { unowned(unsafe) var engine: PortServer? }
         let reference = WeakEngine()
         sampler = StatsSampler(ring: stats, periodNs: UInt64(configuration.statsPeriodMilliseconds) * 1_000_000) { frame in
             guard let engine = reference.engine else { return false }
@@ -179,7 +186,9 @@ public final class EchoEngine: @unchecked Sendable {
             // Two operations per connection, plus the accept and room for cancellations.
             port = try CompletionPort(concurrency: configuration.concurrency, backend: configuration.backend,
                                       maxOperations: 2 * configuration.maxConnections + 64,
-                                      providedBuffers: configuration.providedBuffers, providedBufferSize: small)
+                                      // Multishot arrivals are copied into an echo ring only.
+                                      providedBuffers: serving.repliesWithInput ? configuration.providedBuffers : 0,
+                                      providedBufferSize: small)
             try port.associate(listener.fd, key: Self.listenerKey)
         } catch {
             close(listener.fd)

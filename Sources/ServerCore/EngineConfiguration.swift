@@ -2,7 +2,7 @@ import CompletionPort
 
 /// How an echo engine is set up. Defaults follow the seed's server.
 public struct EngineConfiguration: Sendable, Hashable {
-    /// TCP port to listen on (0: an ephemeral port, reported by `EchoEngine.address`).
+    /// TCP port to listen on (0: an ephemeral port, reported by `PortServer.address`).
     public var port: UInt16 = 5150
     /// IPv4 or IPv6 address to bind. Loopback by default: an open echo port can reflect traffic.
     public var bindAddress = "127.0.0.1"
@@ -22,7 +22,7 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Buffers the kernel picks from for multishot receives (io_uring on a 6.0+ kernel), each
     /// as large as a connection's own buffer, shared by all connections: a connection on its
     /// own buffer keeps one multishot receive armed instead of submitting a receive per
-    /// message. A power of two up to 32768; 0: one-shot receives only (`EchoEngine.receivesMultishot`).
+    /// message. A power of two up to 32768; 0: one-shot receives only (`PortServer.receivesMultishot`).
     ///
     /// Off by default: measured, it costs more CPU per message than one-shot receives on this
     /// port — every arrival is task work the kernel signals to the worker that armed the

@@ -6,7 +6,7 @@ import Synchronization
 import Glibc
 #endif
 
-extension EchoEngine {
+extension PortServer {
     /// Serves one completion on a worker. Returns true for a shutdown packet.
     func handle(_ completion: Completion, worker: Worker) -> Bool {
         let counts = worker.counts
@@ -127,6 +127,8 @@ extension EchoEngine {
             return
         }
         connection.reset(fd: fd)
+        // Once per slot: the handler is reused by the slot's later connections.
+        if connection.handler == nil && !serving.repliesWithInput { connection.handler = serving.makeHandler() }
         connection.isOpen.store(true, ordering: .releasing)
         let open = openCount.add(1, ordering: .relaxed).newValue
         peakCount.max(open, ordering: .relaxed)
@@ -143,16 +145,22 @@ extension EchoEngine {
 
     // MARK: the echo
 
-    /// Runs a connection's strand as its owner: applies the results that arrived, starts the
-    /// receive and send that are now possible, and hands the strand back. `worker` is nil when
-    /// the drain closes the connection from the control thread.
+    /// Runs a connection's strand as its owner: applies the results that arrived, runs its
+    /// handler, starts the receive and send that are now possible, and hands the strand back.
+    /// `worker` is nil when the drain closes the connection from the control thread.
     func pump(_ connection: Connection, _ arrived: UInt32, worker: Worker?) {
         var bits = arrived
         let slot = worker.map { $0.counts ? $0.slot : nil } ?? nil
         while true {
             if connection.fd >= 0 {
-                apply(bits, to: connection, slot: slot)
-                advance(connection, submitter: worker.map { $0.slot.index + 1 } ?? 0, slot: slot)
+                let submitter = worker.map { $0.slot.index + 1 } ?? 0
+                if let handler = connection.handler {
+                    applyHandled(bits, to: connection, slot: slot)
+                    advanceHandled(connection, handler: handler, worker: worker, submitter: submitter)
+                } else {
+                    apply(bits, to: connection, slot: slot)
+                    advance(connection, submitter: submitter, slot: slot)
+                }
                 if connection.closeIssued && connection.inflight == 0 {
                     finish(connection)
                     return
@@ -271,7 +279,8 @@ extension EchoEngine {
         // Otherwise the kernel stopped it after bytes: `advance` arms another.
     }
 
-    private func fail(_ c: Connection, errno: Int32) {
+    func fail(_ c: Connection, errno: Int32) {
+        if c.closeReason == nil { c.closeReason = .failed(errno: errno) }
         // A cancellation we caused by closing is not an error of the connection.
         if !(errno == ECANCELED && c.closeIssued) && !c.failed && !c.closing {
             closedByErrorCount.add(1, ordering: .relaxed)
@@ -342,20 +351,29 @@ extension EchoEngine {
             // Half-close: the peer is done sending and everything has been echoed.
             if c.peerClosed && c.buffered == 0 && !c.sending { c.closing = true }
         }
-        if (c.failed || c.closing) && !c.closeIssued {
-            c.closeIssued = true
-            // Cancels the receive/send in flight (they complete with ECANCELED) and closes.
-            do {
-                try port.close(handle: c.fd)
-            } catch {
-                // Not associated (association failed): close the descriptor directly.
-                close(c.fd)
-            }
+        if c.failed || c.closing { issueClose(c) }
+    }
+
+    /// Closes the connection's socket (once), which cancels the receive and send in flight:
+    /// they complete with ECANCELED, and the last one finishes the connection.
+    func issueClose(_ c: Connection) {
+        guard !c.closeIssued else { return }
+        c.closeIssued = true
+        do {
+            try port.close(handle: c.fd)
+        } catch {
+            // Not associated (association failed): close the descriptor directly.
+            close(c.fd)
         }
     }
 
     /// Returns a connection whose socket is closed and whose operations are all complete.
     private func finish(_ connection: Connection) {
+        if let handler = connection.handler, connection.handlerOpened {
+            handler.closed(connection.closeReason ?? .byServer)
+        }
+        giveBackOutput(connection)
+        connection.outputCount = 0
         connection.buffered = 0
         if let arrivals {
             // Every arrival came before the receive's end, so none is left; should one be,

@@ -1,6 +1,6 @@
 import CompletionPort
 import Loopback
-@testable import EchoEngine
+@testable import ServerCore
 import EngineStats
 import Testing
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import CIOURing
 import CompletionPort
-import EchoEngine
+import ServerCore
 import Loopback
 import Synchronization
 import Testing
@@ -11,14 +11,24 @@ import Glibc
 /// The backends under test (see `testedBackends`: io_uring fails loudly where the kernel refuses it).
 let availableBackends = testedBackends
 
+/// How echo is served: from where it arrived (the core's fast path for protocols that reply
+/// with their input), or through `EchoHandler`, the path every other protocol takes.
+enum EchoPath: CaseIterable, Sendable, CustomStringConvertible {
+    case inPlace
+    case handler
+
+    var description: String { self == .inPlace ? "in place" : "handler" }
+}
+
 /// An engine on an ephemeral loopback port.
-func makeEngine(_ backend: BackendChoice, workers: Int = 4, configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> EchoEngine {
+func makeEngine(_ backend: BackendChoice, path: EchoPath = .inPlace, workers: Int = 4,
+                configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> PortServer {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.backend = backend
     configuration.workers = workers
     configure(&configuration)
-    return try EchoEngine(configuration: configuration)
+    return try PortServer(configuration: configuration, serving: EchoProtocol(inPlace: path == .inPlace))
 }
 
 typealias TestThread = JoinableThread

@@ -5,7 +5,7 @@ import EngineStats
 import Glibc
 #endif
 
-extension EchoEngine {
+extension PortServer {
     /// A frame sampled now, without publishing it (the sampler publishes one per period).
     public func currentFrame() -> StatsFrame {
         var frame = StatsFrame()
