@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
         .library(name: "ServerCore", targets: ["ServerCore"]),
         .library(name: "EngineStats", targets: ["EngineStats"]),
+        .library(name: "EngineLink", targets: ["EngineLink"]),
         .library(name: "LoadGen", targets: ["LoadGen"]),
     ],
     dependencies: [
@@ -56,6 +57,6 @@ let package = Package(
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "ServerCore", "EngineStats", "CShare", "Loopback"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "ServerCore", "CompletionPort", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
-        .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort", "CShare"]),
     ]
 )

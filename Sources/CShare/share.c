@@ -90,3 +90,7 @@ int CShare_signalIsIgnored(int signal) {
 int CShare_pidfd(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
+
+int CShare_pipeCloseOnExec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

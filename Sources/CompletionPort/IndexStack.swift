@@ -8,6 +8,7 @@ import Synchronization
 /// index it popped (or that was never on it). Every operation is one compare-exchange in the
 /// common case; nothing allocates after `init`.
 public final class IndexStack: @unchecked Sendable {
+    // @unchecked: `next` is a raw array of atomic words; the head is a tagged atomic word (acquire/release).
     /// Indices are `0..<capacity`.
     public let capacity: Int
     private let next: UnsafeMutablePointer<Atomic<UInt32>>

@@ -15,6 +15,7 @@ import Synchronization
 /// by exactly one operation.
 /// `CompletionPortTests.eachPacketExactlyOnce` fails if a slot is handed out twice.
 final class OperationTable: @unchecked Sendable {
+    // @unchecked: an entry is written by its submitter before submission and read by whoever completes it; the submission orders the two (see above).
     /// An in-flight operation. Written by the submitter before submission; read by whoever
     /// completes it. Submission (a lock or the io_uring SQ tail release) orders the two.
     struct Slot {

@@ -15,6 +15,7 @@ import Glibc
 /// Memory: `count × size` bytes of address space and a page or two of descriptors, touched
 /// only as the kernel writes into them.
 final class ProvidedBuffers: @unchecked Sendable {
+    // @unchecked: the kernel's buffer ring is written under `lock` (tail published with a releasing store); a buffer's bytes belong to whoever holds its id.
     /// The buffer group every multishot receive names.
     static let group: UInt16 = 0
 

@@ -1,5 +1,5 @@
 /// What the operator can ask for.
-public enum Action: Sendable, Hashable {
+public enum Action: Sendable, Hashable, CaseIterable {
     case addWorker
     case retireWorker
     case lowerConcurrency
@@ -44,53 +44,60 @@ public enum KeyMap {
     public static let escape: Int32 = 27
     public static let keyEnter: Int32 = 0o527
 
-    /// The action for a key, or nil for keys that do nothing.
-    public static func action(for key: Int32) -> Action? {
-        switch key {
-        case Int32(UInt8(ascii: "+")), Int32(UInt8(ascii: "=")): return .addWorker
-        case Int32(UInt8(ascii: "-")), Int32(UInt8(ascii: "_")): return .retireWorker
-        case Int32(UInt8(ascii: "c")): return .lowerConcurrency
-        case Int32(UInt8(ascii: "C")): return .raiseConcurrency
-        case Int32(UInt8(ascii: "l")), Int32(UInt8(ascii: "L")): return .toggleLoad
-        case Int32(UInt8(ascii: "w")): return .lessWork
-        case Int32(UInt8(ascii: "W")): return .moreWork
-        case Int32(UInt8(ascii: "d")), Int32(UInt8(ascii: "D")): return .drain
-        case Int32(UInt8(ascii: "a")), Int32(UInt8(ascii: "A")): return .toggleAuto
-        case Int32(UInt8(ascii: " ")): return .togglePause
-        case Int32(UInt8(ascii: "h")), Int32(UInt8(ascii: "?")), keyF(1): return .toggleHelp
-        case Int32(UInt8(ascii: "q")), Int32(UInt8(ascii: "Q")), keyF(10), controlC: return .quit
-        case Int32(UInt8(ascii: "s")), Int32(UInt8(ascii: ">")), Int32(UInt8(ascii: ".")), keyF(6): return .sortNext
-        case Int32(UInt8(ascii: "<")), Int32(UInt8(ascii: ",")): return .sortPrevious
-        case Int32(UInt8(ascii: "r")), Int32(UInt8(ascii: "R")): return .reverseSort
-        case keyUp, Int32(UInt8(ascii: "k")): return .selectUp
-        case keyDown, Int32(UInt8(ascii: "j")): return .selectDown
-        case keyPreviousPage: return .pageUp
-        case keyNextPage: return .pageDown
-        case keyHome, Int32(UInt8(ascii: "g")): return .selectFirst
-        case keyEnd, Int32(UInt8(ascii: "G")): return .selectLast
-        case keyEnter, 10, 13: return .showDetail
-        case escape: return .closeDetail
-        default: return nil
+    /// One row of the key table: the codes that do it, what they do, and how the help overlay
+    /// shows them (`keys` and `help`; nil: the row is described together with the row before,
+    /// as `c` and `C` are on one help line).
+    public struct Binding: Sendable {
+        public let codes: [Int32]
+        public let action: Action
+        public let keys: String?
+        public let help: String?
+
+        init(_ codes: [Int32], _ action: Action, _ keys: String? = nil, _ help: String? = nil) {
+            (self.codes, self.action, self.keys, self.help) = (codes, action, keys, help)
         }
     }
 
-    /// Every key, for the help overlay: (keys, what they do).
-    public static let help: [(String, String)] = [
-        ("+", "add a worker thread"),
-        ("-", "post one shutdown packet (a worker retires)"),
-        ("c  C", "lower / raise the concurrency limit"),
-        ("l", "start / stop the built-in load generator"),
-        ("w  W", "less / more simulated work per completion"),
-        ("d", "drain: stop accepting, close, wait, retire all"),
-        ("a", "auto mode: the pool sizes itself (+ - c C pause it 30 s)"),
-        ("space", "pause the display (the engine keeps running)"),
-        ("s > <", "sort by the next / previous column"),
-        ("r", "reverse the sort order"),
-        ("↑ ↓ j k", "select a worker (PgUp PgDn Home End too)"),
-        ("Enter Esc", "open / close the selected worker's detail"),
-        ("h ? F1", "this help"),
-        ("q F10 ^C", "quit: drain (bounded), restore the terminal"),
+    private static func ascii(_ characters: String) -> [Int32] { characters.unicodeScalars.map { Int32($0.value) } }
+
+    /// Every key of the dashboard, htop-style: one table that both the key handling and the
+    /// help overlay read.
+    public static let bindings: [Binding] = [
+        Binding(ascii("+="), .addWorker, "+", "add a worker thread"),
+        Binding(ascii("-_"), .retireWorker, "-", "post one shutdown packet (a worker retires)"),
+        Binding(ascii("c"), .lowerConcurrency, "c  C", "lower / raise the concurrency limit"),
+        Binding(ascii("C"), .raiseConcurrency),
+        Binding(ascii("lL"), .toggleLoad, "l", "start / stop the built-in load generator"),
+        Binding(ascii("w"), .lessWork, "w  W", "less / more simulated work per completion"),
+        Binding(ascii("W"), .moreWork),
+        Binding(ascii("dD"), .drain, "d", "drain: stop accepting, close, wait, retire all"),
+        Binding(ascii("aA"), .toggleAuto, "a", "auto mode: the pool sizes itself (+ - c C pause it 30 s)"),
+        Binding(ascii(" "), .togglePause, "space", "pause the display (the engine keeps running)"),
+        Binding(ascii("s>.") + [keyF(6)], .sortNext, "s > <", "sort by the next / previous column"),
+        Binding(ascii("<,"), .sortPrevious),
+        Binding(ascii("rR"), .reverseSort, "r", "reverse the sort order"),
+        Binding([keyUp] + ascii("k"), .selectUp, "↑ ↓ j k", "select a worker (PgUp PgDn Home End too)"),
+        Binding([keyDown] + ascii("j"), .selectDown),
+        Binding([keyPreviousPage], .pageUp),
+        Binding([keyNextPage], .pageDown),
+        Binding([keyHome] + ascii("g"), .selectFirst),
+        Binding([keyEnd] + ascii("G"), .selectLast),
+        Binding([keyEnter, 10, 13], .showDetail, "Enter Esc", "open / close the selected worker's detail"),
+        Binding([escape], .closeDetail),
+        Binding(ascii("h?") + [keyF(1)], .toggleHelp, "h ? F1", "this help"),
+        Binding(ascii("qQ") + [keyF(10), controlC], .quit, "q F10 ^C", "quit: drain (bounded), restore the terminal"),
     ]
+
+    /// The action for a key, or nil for keys that do nothing.
+    public static func action(for key: Int32) -> Action? {
+        bindings.first { $0.codes.contains(key) }?.action
+    }
+
+    /// Every key, for the help overlay: (keys, what they do).
+    public static let help: [(String, String)] = bindings.compactMap { binding in
+        guard let keys = binding.keys, let help = binding.help else { return nil }
+        return (keys, help)
+    }
 
     /// The keys of `iocptop replay`, for its help overlay.
     public static let replayHelp: [(String, String)] = [

@@ -74,6 +74,8 @@ public struct EngineListing: Sendable {
     public var pid: Int32
     public var address: String
     public var backend: String
+    /// The protocol it serves ("echo", "http", a server's own).
+    public var protocolName: String
     public var workers: Int
     public var connections: Int
     public var uptimeSeconds: Double
@@ -90,7 +92,7 @@ public struct EngineListing: Sendable {
             let identity = ring.identity
             let frame = ring.latest() ?? StatsFrame()
             listings.append(EngineListing(pid: entry.pid, address: identity.address, backend: identity.backend,
-                                          workers: frame.liveWorkers, connections: frame.engine.openConnections,
+                                          protocolName: identity.protocolName, workers: frame.liveWorkers, connections: frame.engine.openConnections,
                                           uptimeSeconds: Double(frame.uptimeNs) / 1e9,
                                           draining: frame.engine.draining))
         }

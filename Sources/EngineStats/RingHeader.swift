@@ -13,6 +13,9 @@ public struct EngineIdentity: Sendable, Hashable {
     public var address = ""
     /// Why io_uring was not used, when the backend fell back to epoll ("" otherwise).
     public var note = ""
+    /// The protocol served (`ServerProtocol.name`: "echo", "http", a server's own); at most
+    /// 16 bytes. A ring written before the field existed reads as "echo".
+    public var protocolName = "echo"
     /// The sampling period, in ns.
     public var periodNs: UInt64 = 0
     /// The layout version the ring was written with.
@@ -50,7 +53,8 @@ public enum RingAttachError: Error, Hashable, Sendable, CustomStringConvertible 
 ///
 /// Word layout (64-bit words): 0 magic, 1 layout version, 2 capacity, 3 worker capacity,
 /// 4 frame field count, 5 worker field count, 6 words per frame, 7 sampling period (ns),
-/// 8 pid, 9 process start ticks, then three strings of fixed size (backend, address, note).
+/// 8 pid, 9 process start ticks, then four strings of fixed size (backend, address, note,
+/// protocol — the last in words that older rings leave zero).
 /// Word `headWord` is the newest frame number, alone on its cache line; entries start at
 /// `firstEntryWord`. Every word is written with relaxed atomic stores before the ring is
 /// shared (a descriptor passed over a socket: the kernel orders it), except the period, which a
@@ -63,6 +67,7 @@ enum RingHeader {
     static let backendWords = (offset: 10, count: 2)
     static let addressWords = (offset: 12, count: 8)
     static let noteWords = (offset: 20, count: 24)
+    static let protocolWords = (offset: 44, count: 2)
 
     static func frameWords(workerCapacity: Int) -> Int {
         1 + FrameLayout.frameWordCount + workerCapacity * FrameLayout.workerWordCount
@@ -117,6 +122,7 @@ enum RingHeader {
         writeString(identity.backend, to: words, backendWords)
         writeString(identity.address, to: words, addressWords)
         writeString(identity.note, to: words, noteWords)
+        writeString(identity.protocolName, to: words, protocolWords)
     }
 
     static func writePeriod(_ periodNs: UInt64, to words: UnsafeMutablePointer<UInt64>) {
@@ -134,6 +140,8 @@ enum RingHeader {
         identity.backend = readString(from: words, backendWords)
         identity.address = readString(from: words, addressWords)
         identity.note = readString(from: words, noteWords)
+        let protocolName = readString(from: words, protocolWords)
+        identity.protocolName = protocolName.isEmpty ? "echo" : protocolName
         return identity
     }
 

@@ -11,6 +11,7 @@ import Glibc
 /// period can change while running (50 ms to 60 s). `stop()` wakes the thread at once (it
 /// sleeps on a futex, not in `sleep`) and joins it.
 public final class StatsSampler: @unchecked Sendable {
+    // @unchecked: `stopWord` is a raw pointer, touched only with the futex word's atomic operations; everything else is a `let`, an Atomic or a Mutex.
     public let ring: StatsRing
     private let fill: @Sendable (inout StatsFrame) -> Bool
     /// 0 running, 1 stopping; the sampler thread sleeps on it.

@@ -38,6 +38,7 @@ enum SlotWord {
 /// Relaxed suffices for the counters: each is monotonic and read on its own by the sampler.
 /// The state and time fields change together under a sequence word (see `enter`).
 public struct WorkerSlot: @unchecked Sendable {
+    // @unchecked: pointers into the slot's words, written only by its worker with atomic stores (see above).
     /// The slot's index in its `WorkerSlots` table.
     public let index: Int
     @usableFromInline let words: UnsafeMutablePointer<UInt64>

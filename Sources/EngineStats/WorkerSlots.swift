@@ -14,6 +14,7 @@ import Glibc
 /// Claiming and sampling share one mutex (never taken by a worker): a sample can never see a
 /// slot half reset, nor count a worker both in `retired` and in its slot.
 public final class WorkerSlots: @unchecked Sendable {
+    // @unchecked: raw words: each slot is written by its one worker with relaxed atomic stores, claimed and sampled under `control`.
     /// How many workers can be alive at once.
     public let capacity: Int
     private let words: UnsafeMutablePointer<UInt64>

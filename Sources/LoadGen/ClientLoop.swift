@@ -16,6 +16,7 @@ import Glibc
 /// Nothing is allocated per message; the progress counters are single-writer atomics that
 /// other threads read live.
 final class ClientLoop: @unchecked Sendable {
+    // @unchecked: the connections and histogram belong to the loop's thread until it is joined; live figures are atomics.
     /// One connection's state; owned by this thread.
     struct Connection {
         var fd: CInt

@@ -13,6 +13,7 @@ import Glibc
 /// threads; the run ends by itself at the duration or message count, or on `stop()`.
 /// `progress` can be read at any time from any thread; `report()` after the run ends.
 public final class LoadGenerator: @unchecked Sendable {
+    // @unchecked: `loops` is set by `start` before the threads run and read after they are joined; the rest are `let`s and Mutexes.
     public let configuration: LoadConfiguration
     private let control: RunControl
     private let pattern: PayloadPattern

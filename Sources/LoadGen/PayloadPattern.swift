@@ -6,6 +6,7 @@
 /// is caught by comparing the echo with the slice it should be — a `memcmp`, no generation
 /// per message.
 struct PayloadPattern: @unchecked Sendable {
+    // @unchecked: immutable bytes after construction.
     static let span = 1 << 16
     let bytes: UnsafeMutableRawBufferPointer
     let messageSize: Int

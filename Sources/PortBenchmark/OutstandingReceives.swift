@@ -21,6 +21,7 @@ struct OutstandingReceivesResult {
 }
 
 private final class SinkConnection: @unchecked Sendable {
+    // @unchecked: each buffer is used by one receive at a time; the completion hands it back.
     let fd: CInt
     let buffers: [UnsafeMutableRawBufferPointer]
     /// Stream offset the next completion must start at.

@@ -81,6 +81,7 @@ func postDequeue(backend: BackendChoice, threads: Int, seconds: Double) throws -
 
 /// Per-connection state of the benchmark's echo server: one buffer, full round trips.
 final class EchoConnection: @unchecked Sendable {
+    // @unchecked: its buffer is used by one operation at a time (receive, then send), each completion handing it on.
     let fd: CInt
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
     var received = 0

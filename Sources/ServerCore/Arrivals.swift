@@ -13,6 +13,7 @@ import Synchronization
 /// An entry belongs to whoever holds its buffer: the kernel, then the pushing worker, then the
 /// strand owner; the stack's releasing push and acquiring take order the writes between them.
 final class Arrivals: @unchecked Sendable {
+    // @unchecked: raw entry arrays; an entry belongs to the worker that pushes it until the releasing push, then to the strand owner that takes it (acquiring).
     let count: Int
     /// Id + 1 of the next entry (in a stack or in an owner's list), 0: none.
     private let next: UnsafeMutablePointer<UInt32>

@@ -21,6 +21,7 @@ import Glibc
 /// The stacks are `IndexStack`s (lock-free). Invariant: a buffer is on at most one stack, and on
 /// a stack xor lent to exactly one connection.
 final class BufferPool: @unchecked Sendable {
+    // @unchecked: one reserved mapping; a buffer's bytes belong to the connection it is lent to, handed over by the lock-free stacks (acquire/release).
     /// Bytes per buffer.
     let size: Int
     /// Buffers in the pool.

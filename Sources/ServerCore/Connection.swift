@@ -43,6 +43,7 @@ import Glibc
 /// fields below, and no thread ever waits. `EchoTests.echoIntegrity` fails if two threads
 /// ever process the same connection at once (bytes would be lost or reordered).
 final class Connection: @unchecked Sendable {
+    // @unchecked: the owner's fields are touched only by the strand's owner (above); results are written before the releasing RMW that hands them over; the rest are atomics.
     // Strand bits.
     static let busy: UInt32 = 1
     static let receiveArrived: UInt32 = 2

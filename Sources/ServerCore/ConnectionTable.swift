@@ -17,6 +17,7 @@ import Glibc
 /// it before any completion for it). Taking and returning slots (once per connection) goes
 /// through a mutex.
 final class ConnectionTable: @unchecked Sendable {
+    // @unchecked: an entry is written once, under `freeSlots`, before its socket is associated (which orders it before every completion for it).
     let capacity: Int
     private let bufferSize: Int
     private let outputSize: Int

@@ -5,12 +5,12 @@ import Synchronization
 extension PortServer {
     /// How often the sweep looks for quiet connections: one quiet for a whole interval gives
     /// its large buffer back, so an idle connection keeps one for 1 to 2 intervals (plus up to
-    /// one sampling period: the sampler thread runs the sweep).
+    /// a maintenance tick: the core's maintenance thread runs the sweep).
     static let sweepIntervalNs: Int64 = 1_000_000_000
 
     /// Asks every connection that held a large buffer through a whole sweep interval without
     /// receiving anything to give it back, then trims the pool's resident reserve. Called by
-    /// the sampler thread each frame; does its work at most once per interval.
+    /// the maintenance thread every tick; does its work at most once per interval.
     ///
     /// The request travels as a posted packet (`shrinkKey`, the slot in its context), so the
     /// worker that dequeues it runs the connection's strand — counting its bytes and submitting

@@ -21,6 +21,7 @@ import Glibc
 /// packet: whichever worker dequeues it gives the rest of its batch back and exits),
 /// `setConcurrency`, and `drain` (the seed's shutdown protocol, bounded in time).
 public final class PortServer: @unchecked Sendable {
+    // @unchecked: `tally` is guarded by `tallyLock`, `lastSweepNs` belongs to the maintenance thread; every other stored property is a `let` of a Sendable type, an Atomic or a Mutex.
     /// The configuration the engine was started with.
     public let configuration: EngineConfiguration
     /// The protocol served.
@@ -36,6 +37,8 @@ public final class PortServer: @unchecked Sendable {
     public let stats: StatsRing
     /// The thread that fills `stats`; its period can change while serving.
     public let sampler: StatsSampler
+    /// The housekeeping thread (harvest when nobody leads, the buffer sweep); stopped by `drain`.
+    let maintenance = Mutex<MaintenanceTicker?>(nil)
 
     let listener: Listener
     let connections: ConnectionTable
@@ -53,7 +56,7 @@ public final class PortServer: @unchecked Sendable {
     static let poolBytes = 1 << 32
     /// Large buffers kept resident in the pool, the rest handed back to the kernel by the sweep.
     static let warmReserve = 32
-    /// CLOCK_MONOTONIC of the last buffer sweep (sampler thread only).
+    /// CLOCK_MONOTONIC of the last buffer sweep (maintenance thread only).
     var lastSweepNs: Int64 = 0
     let slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers)
     /// CLOCK_MONOTONIC at start, in ns.
@@ -175,10 +178,6 @@ public final class PortServer: @unchecked Sendable {
         let reference = WeakEngine()
         sampler = StatsSampler(ring: stats, periodNs: UInt64(configuration.statsPeriodMilliseconds) * 1_000_000) { frame in
             guard let engine = reference.engine else { return false }
-            // Every worker may be blocked: nobody would move the kernel's completions into the
-            // FIFO, and the frame would show an empty queue exactly when it is longest.
-            engine.port.harvestIfNobodyLeads()
-            engine.sweepIdleBuffers()
             engine.fill(&frame)
             return true
         }
@@ -200,6 +199,7 @@ public final class PortServer: @unchecked Sendable {
         identity.pid = getpid()
         identity.processStartTicks = ProcessStart.ticks(of: getpid()) ?? 0
         identity.backend = "\(port.backend)"
+        identity.protocolName = serving.name
         identity.address = address
         identity.note = port.fallbackReason.map { "io_uring unavailable: \($0)" } ?? ""
         identity.periodNs = sampler.periodNs
@@ -207,7 +207,19 @@ public final class PortServer: @unchecked Sendable {
         for _ in 0..<configuration.resolvedWorkers { _ = try? startWorker() }
         // Before the first frame, so that every frame of an --auto engine says so.
         if configuration.auto { _ = apply(.setAuto(true), origin: .auto) }
-        // The sampler also runs the buffer sweep, so it runs whenever there is a pool.
+        do {
+            let ticker = try MaintenanceTicker {
+                guard let engine = reference.engine else { return }
+                // Every worker may be blocked: nobody would move the kernel's completions into
+                // the FIFO, and frames would show an empty queue exactly when it is longest.
+                engine.port.harvestIfNobodyLeads()
+                engine.sweepIdleBuffers()
+            }
+            maintenance.withLock { $0 = ticker }
+        } catch {
+            _ = drain(timeout: .seconds(1))
+            throw EngineError.thread("the maintenance thread not started: \(error)")
+        }
         if configuration.countsWorkerActivity || bufferPool != nil {
             do {
                 try sampler.start()
@@ -383,6 +395,7 @@ public final class PortServer: @unchecked Sendable {
         }
         report.workersStopped = live.count
         // 5. Close the port: anything still waiting is woken with portClosed.
+        maintenance.withLock { $0 }?.stop()
         port.close()
         for worker in list { worker.join() }
         report.timedOut = ContinuousClock.now >= deadline

@@ -10,6 +10,7 @@ import Glibc
 /// One worker thread: dequeues batches of completions and serves them until it dequeues a
 /// shutdown packet or the port closes. It records its activity in its own counter slot.
 final class Worker: @unchecked Sendable {
+    // @unchecked: `thread` is set once by `start`, before the worker is shared; the slot has one writer, this worker.
     let id: Int
     /// This worker's counter slot; only this worker writes it.
     let slot: WorkerSlot

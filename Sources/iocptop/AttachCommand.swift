@@ -43,7 +43,7 @@ struct AttachCommand: ParsableCommand {
         let exporter = try metrics.start(on: engine)
         defer { exporter?.stop() }
         guard dashboard else {
-            printError("iocptop: attached to pid \(identity.pid) · echo on \(identity.address) · \(identity.backend)")
+            printError("iocptop: attached to pid \(identity.pid) · \(identity.protocolName) on \(identity.address) · \(identity.backend)")
             if case .engineGone(let why) = BatchMode(source: engine, json: display.json, iterations: display.iterations,
                                                      signals: signals).run() {
                 printError("iocptop: \(why)")
@@ -72,10 +72,10 @@ struct AttachCommand: ParsableCommand {
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List the running engines of this user (pid, address, backend, workers, connections, uptime)."
+        abstract: "List the running engines of this user (pid, address, protocol, backend, workers, connections, uptime)."
     )
 
-    @Flag(help: "One JSON array of objects: pid, address, backend, workers, connections, uptime_s, draining.")
+    @Flag(help: "One JSON array of objects: pid, address, backend, protocol, workers, connections, uptime_s, draining.")
     var json = false
 
     func run() throws {
@@ -92,6 +92,7 @@ struct ListCommand: ParsableCommand {
                 object.add("pid", Int(engine.pid))
                 object.add("address", engine.address)
                 object.add("backend", engine.backend)
+                object.add("protocol", engine.protocolName)
                 object.add("workers", engine.workers)
                 object.add("connections", engine.connections)
                 object.add("uptime_s", engine.uptimeSeconds, decimals: 1)
@@ -105,9 +106,10 @@ struct ListCommand: ParsableCommand {
             printLine("no running iocptop engines of this user")
             return
         }
-        printLine("    PID  ADDRESS               BACKEND   WORKERS  CONNS     UPTIME")
+        printLine("    PID  ADDRESS               PROTOCOL  BACKEND   WORKERS  CONNS     UPTIME")
         for engine in engines {
             printLine(Format.right(String(engine.pid), 7) + "  " + Format.left(engine.address, 21) + " "
+                + Format.left(engine.protocolName, 9) + " "
                 + Format.left(engine.backend, 9) + Format.right(String(engine.workers), 8)
                 + Format.right(String(engine.connections), 7)
                 + Format.right(Format.uptime(UInt64(min(max(0, engine.uptimeSeconds), 1e9) * 1e9)), 11)

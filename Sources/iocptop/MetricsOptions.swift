@@ -32,6 +32,7 @@ struct MetricsOptions: ParsableArguments {
 /// A frame source read from the metrics thread: rings are read with their seqlock, safely from
 /// any thread.
 private final class SharedSource: @unchecked Sendable {
+    // @unchecked: a FrameSource is an existential of no declared sendability; the ring sources read through a seqlock from any thread.
     let source: FrameSource
     init(_ source: FrameSource) { self.source = source }
 }

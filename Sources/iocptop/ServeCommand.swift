@@ -91,11 +91,11 @@ enum EngineStart {
         }
     }
 
-    /// "iocptop: echo on ADDRESS · BACKEND · N workers · concurrency C · multishot receive · pid P"
+    /// "iocptop: PROTOCOL on ADDRESS · BACKEND · N workers · concurrency C · multishot receive · pid P"
     /// (or "one-shot receive": epoll, a kernel before 6.0, or `--provided-buffers 0`).
     static func startLine(_ server: PortServer) -> String {
         let port = server.port
-        var line = "iocptop: echo on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · "
+        var line = "iocptop: \(server.serving.name) on \(server.address) · \(port.backend) · \(server.liveWorkers) workers · concurrency \(port.concurrency) · "
             + (server.receivesMultishot ? "multishot receive" : "one-shot receive") + " · pid \(getpid())"
         if let reason = port.fallbackReason { line += " (io_uring unavailable: \(reason))" }
         return line

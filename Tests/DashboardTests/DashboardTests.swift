@@ -217,6 +217,22 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(KeyMap.keyF(1) == 265 && KeyMap.keyF(10) == 274 && KeyMap.keyResize == 410)
     }
 
+    @Test func everyActionHasAKeyAndEveryKeyIsInTheHelp() {
+        // From the key table's side: an action no key reaches, or a key the help leaves out,
+        // fails here (not only a help line the overlay drops).
+        for action in Action.allCases {
+            #expect(KeyMap.bindings.contains { $0.action == action && !$0.codes.isEmpty }, "no key for \(action)")
+        }
+        let codes = KeyMap.bindings.flatMap(\.codes)
+        #expect(Set(codes).count == codes.count, "a key bound twice")
+        // A row without its own help line is described by the row before it.
+        #expect(KeyMap.bindings.first?.help != nil)
+        for (index, binding) in KeyMap.bindings.enumerated() where binding.help == nil {
+            #expect(binding.keys == nil, "row \(index) names keys without saying what they do")
+        }
+        #expect(KeyMap.help.count == KeyMap.bindings.filter { $0.help != nil }.count)
+    }
+
 }
 
 @Suite struct SaturationViewTests {

@@ -51,6 +51,7 @@ func jsonObjects(_ lines: [String]) -> [[String: Any]] {
         #expect(listed.first?["pid"] as? Int == Int(pid))
         #expect(listed.first?["workers"] as? Int == 3)
         #expect(listed.first?["backend"] as? String != nil)
+        #expect(listed.first?["protocol"] as? String == "echo")
         #expect((listed.first?["address"] as? String)?.hasPrefix("127.0.0.1:") == true)
         for key in ["connections", "uptime_s"] { #expect(listed.first?[key] != nil, "\(key)") }
 

@@ -1,3 +1,4 @@
+import CShare
 import Loopback
 import Testing
 #if canImport(Glibc)
@@ -24,8 +25,9 @@ final class ChildProcess {
     /// Runs `/bin/sh -c command`.
     init(shell command: String) throws {
         var pipeFDs: [CInt] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { throw POSIXFailure(errno: errno) }
-        _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
+        // Both ends close-on-exec from the start: a child spawned by another test meanwhile
+        // must not hold this pipe open (the dup2 below gives this child its own copies).
+        guard CShare_pipeCloseOnExec(&pipeFDs) == 0 else { throw POSIXFailure(errno: errno) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -1,3 +1,4 @@
+import CShare
 import Loopback
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,7 @@ final class Tmux {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         if capture {
-            guard pipe(&pipeFDs) == 0 else { throw POSIXFailure(errno: errno) }
+            guard CShare_pipeCloseOnExec(&pipeFDs) == 0 else { throw POSIXFailure(errno: errno) }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
             posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
         } else {

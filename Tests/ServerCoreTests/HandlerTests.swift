@@ -1,3 +1,4 @@
+import CIOURing
 import CompletionPort
 import EngineStats
 import Loopback

@@ -33,4 +33,8 @@ int CShare_signalIsIgnored(int signal);
 /// pidfd_open(pid, 0): a descriptor that becomes readable when the process exits (5.3+).
 int CShare_pidfd(pid_t pid);
 
+/// A pipe whose two ends are close-on-exec from the start (pipe2 with O_CLOEXEC): no child
+/// spawned by another thread meanwhile inherits it. Returns 0, or -1 with errno set.
+int CShare_pipeCloseOnExec(int fds[2]);
+
 #endif

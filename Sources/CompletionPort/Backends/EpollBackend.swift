@@ -36,6 +36,7 @@ struct EpollHandle: ~Copyable {
 ///
 /// `epoll_data.u64` = generation << 32 | fd (the wake eventfd uses `UInt64.max`).
 final class EpollBackend: BackendDriver, @unchecked Sendable {
+    // @unchecked: per-handle state is guarded by the handle's lock; the ready list belongs to the one leader.
     let kind = PortBackend.epoll
     /// epoll has no provided buffers: receives are one-shot.
     var providedBuffers: ProvidedBuffers? { nil }

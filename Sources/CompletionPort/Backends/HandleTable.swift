@@ -5,6 +5,7 @@ import Synchronization
 /// Lookups are lock-free (an acquiring load of the chunk pointer); only creating a chunk takes
 /// a lock, once per 1024 descriptors. Chunks live until the table is deallocated.
 final class HandleTable<Entry: ~Copyable>: @unchecked Sendable {
+    // @unchecked: chunks are published once with a releasing store and never move; an entry is guarded by its own lock.
     private static var chunkShift: Int { 10 }
     private static var chunkSize: Int { 1 << chunkShift }
 

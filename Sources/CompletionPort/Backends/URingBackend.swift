@@ -46,6 +46,7 @@ struct URingHandle: ~Copyable {
 /// Internal SQEs (wake NOPs, cancels, closes) carry user data with generation 0, which no
 /// operation slot ever has, and their CQEs are dropped.
 final class URingBackend: BackendDriver, @unchecked Sendable {
+    // @unchecked: the submission queue is written under `submitLock`, the completion queue read by the one leader; the ring's shared words use the kernel ABI's barriers.
     let kind = PortBackend.ioURing
     private let ring: UnsafeMutablePointer<CIOURing_ring>
     private let sqLock = Mutex<Void>(())

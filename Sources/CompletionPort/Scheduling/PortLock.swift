@@ -8,6 +8,7 @@ import Synchronization
 /// section. States (Drepper, "Futexes Are Tricky", mutex 2): 0 unlocked, 1 locked,
 /// 2 locked with waiters.
 final class PortLock<Value: ~Copyable>: @unchecked Sendable {
+    // @unchecked: `value` is touched only between `lock` and `unlock`, which order it (acquire/release on the futex word).
     private let futexWord: UnsafeMutablePointer<UInt32>
     private let value: UnsafeMutablePointer<Value>
 

@@ -21,6 +21,7 @@ import Synchronization
 /// a spin lock for the same reason); futex wakes are issued after it is released. Queue depth,
 /// running and parked counts are mirrored into atomics for lock-free observation.
 final class Scheduler: @unchecked Sendable {
+    // @unchecked: the state lives behind `PortLock`; the gauges are atomics; the rest are `let`s.
     struct State: ~Copyable {
         var queue = PacketQueue()
         var running = 0

@@ -25,6 +25,7 @@ enum WakeReason: UInt8 {
 /// - `batch`: owner thread only (the `PacketBatch` it last dequeued into; its unstarted packets
 ///   go back to the FIFO, under the lock, from the owner's own calls).
 final class Waiter: @unchecked Sendable {
+    // @unchecked: its fields are read and written under the scheduler's lock, or by its own thread; `word` only with futex atomics.
     let word: UnsafeMutablePointer<UInt32>
     var reason: WakeReason = .none
     var mailbox = Completion.empty
