@@ -1,6 +1,6 @@
 // iocptop-engine-bench: the echo engine under a simple in-process load, per backend.
 //
-//   swift run -c release iocptop-engine-bench [--seconds S] [--churn N]
+//   swift run -c release iocptop-engine-bench [--seconds S] [--churn N] [--both-paths]
 //   swift run -c release iocptop-engine-bench --stats [--seconds S] [--rounds R]
 //
 // For each backend, an engine with the default workers (2 × CPUs, concurrency = CPUs) and one
@@ -8,7 +8,9 @@
 // connections × 128 B and 4 KiB. Reports round trips/s, MB/s (echoed payload, one direction) and
 // the round-trip latency p50/p99 seen by the client. Then the connection churn: N connect →
 // echo 16 B → close cycles, with the process RSS before and after, to show that connection and
-// per-I/O memory is pooled and returned.
+// per-I/O memory is pooled and returned. `--both-paths` also runs echo through `EchoHandler`
+// (the path every protocol with a handler takes: input copied into an output buffer) next to
+// the in-place ring, in the same run.
 //
 // The client shares the 2 cores with the engine, so these are figures of the pair; the load
 // generator issue brings a proper external client.
@@ -25,6 +27,8 @@ struct Options {
     var churn = 100_000
     var stats = false
     var rounds = 5
+    /// Echo in place only, or in place and through a handler.
+    var inPlacePaths = [true]
 }
 
 func parseOptions() -> Options {
@@ -38,6 +42,8 @@ func parseOptions() -> Options {
         case "--churn":
             guard let value = arguments.popFirst().flatMap(Int.init), value >= 0 else { usage() }
             options.churn = value
+        case "--both-paths":
+            options.inPlacePaths = [true, false]
         case "--stats":
             options.stats = true
         case "--rounds":
@@ -51,7 +57,7 @@ func parseOptions() -> Options {
 }
 
 func usage() -> Never {
-    print("usage: iocptop-engine-bench [--seconds S] [--churn N] | --stats [--seconds S] [--rounds R]")
+    print("usage: iocptop-engine-bench [--seconds S] [--churn N] [--both-paths] | --stats [--seconds S] [--rounds R]")
     exit(2)
 }
 
@@ -163,16 +169,18 @@ if options.stats {
     exit(0)
 }
 print("iocptop-engine-bench: \(options.seconds) s per figure, \(CompletionPort.onlineCPUs) online CPUs")
-print("backend   conns   size   round trips/s      MB/s   p50 µs   p99 µs")
+print("backend  path       conns   size   round trips/s      MB/s   p50 µs   p99 µs")
 for backend in [BackendChoice.ioURing, .epoll] {
+  for inPlace in options.inPlacePaths {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.backend = backend
     let engine: PortServer
-    do { engine = try PortServer(configuration: configuration) } catch {
+    do { engine = try PortServer(configuration: configuration, serving: EchoProtocol(inPlace: inPlace)) } catch {
         print("\(backend.rawValue): skipped (\(error))")
         continue
     }
+    let path = inPlace ? "in place" : "handler"
     for connections in [1, 100, 1000] {
         for size in [128, 4096] {
             var result = drive(port: engine.listenPort, connections: connections, size: size, seconds: options.seconds)
@@ -180,6 +188,7 @@ for backend in [BackendChoice.ioURing, .epoll] {
             let rate = Double(result.roundTrips) / result.seconds
             let line = [
                 backend.rawValue + String(repeating: " ", count: max(0, 8 - backend.rawValue.count)),
+                path + String(repeating: " ", count: max(0, 8 - path.count)),
                 String(connections).leftPad(6), String(size).leftPad(6),
                 String(Int(rate)).leftPad(15),
                 fixed1(rate * Double(size) / 1e6).leftPad(9),
@@ -189,7 +198,7 @@ for backend in [BackendChoice.ioURing, .epoll] {
             print(line)
         }
     }
-    if options.churn > 0 {
+    if options.churn > 0 && inPlace {
         // Warm the pools first, then measure the growth over the full run.
         _ = churn(port: engine.listenPort, cycles: 1000)
         let before = residentKiB()
@@ -198,6 +207,7 @@ for backend in [BackendChoice.ioURing, .epoll] {
         print("\(backend.rawValue): churn \(served)/\(options.churn) connect-echo-close cycles, RSS \(before) KiB → \(after) KiB (\(after - before >= 0 ? "+" : "")\(after - before) KiB), pooled connection objects: \(engine.currentFrame().engine.peakConnections) peak open")
     }
     _ = engine.drain()
+  }
 }
 
 func fixed1(_ value: Double) -> String {

@@ -1,4 +1,5 @@
-// The echo path allocates nothing per completion.
+// The echo path allocates nothing per completion: in place (echo's ring), and through a
+// handler (`EchoProtocol(inPlace: false)`: the path every protocol with a handler takes).
 //
 // An engine and an in-process client share the benchmark process; the malloc interposer counts
 // every allocation in it. One iteration is 1000 round trips of 64 bytes over one connection
@@ -19,12 +20,12 @@ final class EchoFixture: @unchecked Sendable {
     let fd: CInt
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 64)
 
-    init(backend: BackendChoice) throws {
+    init(backend: BackendChoice, inPlace: Bool) throws {
         var configuration = EngineConfiguration()
         configuration.port = 0
         configuration.backend = backend
         configuration.workers = 2
-        engine = try PortServer(configuration: configuration)
+        engine = try PortServer(configuration: configuration, serving: EchoProtocol(inPlace: inPlace))
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -65,8 +66,9 @@ let fixtures = Mutex<[EchoFixture]>([])
 
 let benchmarks: @Sendable () -> Void = {
     for backend in [BackendChoice.ioURing, .epoll] {
+      for inPlace in [true, false] {
         Benchmark(
-            "Echo1000RoundTrips-\(backend.rawValue)",
+            "Echo1000RoundTrips-\(inPlace ? "" : "handler-")\(backend.rawValue)",
             configuration: .init(
                 metrics: [.mallocCountTotal],
                 scalingFactor: .kilo,
@@ -79,7 +81,7 @@ let benchmarks: @Sendable () -> Void = {
             fixture.roundTrips(1000)
             benchmark.stopMeasurement()
         } setup: {
-            let fixture = try EchoFixture(backend: backend)
+            let fixture = try EchoFixture(backend: backend, inPlace: inPlace)
             fixtures.withLock { $0.append(fixture) }
             return fixture
         } teardown: {
@@ -88,5 +90,6 @@ let benchmarks: @Sendable () -> Void = {
                 list.removeAll()
             }
         }
+      }
     }
 }
