@@ -55,6 +55,11 @@ public struct DashboardModel: Sendable {
         public var isWarning: Bool
     }
 
+    /// The server's handler metrics (from its identity), and their figures over the last
+    /// interval, shown in the header.
+    public var handler = HandlerSchema.empty
+    public private(set) var handlerFigures: [HandlerFigure] = []
+
     public init(backend: String, address: String) {
         self.backend = backend
         self.address = address
@@ -79,6 +84,7 @@ public struct DashboardModel: Sendable {
             rates = FrameRates(previous: nil, current: next)
         }
         let previous = frame
+        if !handler.metrics.isEmpty { handlerFigures = handler.figures(previous: previous, current: next) }
         frame = next
         workMicroseconds = next.settings.workMicroseconds
         queueWaitHistory.append(Double(rates.queueWait?.p99 ?? 0))
@@ -101,6 +107,7 @@ public struct DashboardModel: Sendable {
     public mutating func clearFrames() {
         frame = nil
         rates = FrameRates()
+        handlerFigures = []
         history = RateHistory()
         queueWaitHistory = []
         warnings = []

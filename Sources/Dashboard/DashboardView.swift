@@ -88,7 +88,16 @@ public struct DashboardView: Sendable {
         x = screen.put("   Work ", x: x, y: 2, style: label)
         x = screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
         if frame.settings.blockMicroseconds > 0 {
-            screen.put("  block \(frame.settings.blockMicroseconds) µs", x: x, y: 2, style: CellStyle(.warning))
+            x = screen.put("  block \(frame.settings.blockMicroseconds) µs", x: x, y: 2, style: CellStyle(.warning))
+        }
+        // The protocol's own figures, as its handlers count them.
+        if !model.handlerFigures.isEmpty {
+            x = screen.put("   Handler ", x: x, y: 2, style: label)
+            for (index, figure) in model.handlerFigures.enumerated() {
+                let text = (index > 0 ? "  " : "") + Self.describe(figure)
+                guard x + text.count <= screen.width else { break }
+                x = screen.put(text, x: x, y: 2, style: value)
+            }
         }
 
         // The saturation line: how long packets wait, and how long serving them takes.
@@ -116,6 +125,21 @@ public struct DashboardView: Sendable {
             screen.put(" ! " + first.message + more, x: 0, y: 6, style: CellStyle(.critical, bold: true))
         } else if model.frame != nil {
             screen.put(" no warnings", x: 0, y: 6, style: CellStyle(.muted, dim: true))
+        }
+    }
+
+    /// One handler figure for the header: "requests 1.2k/s", "in_flight 3", "latency p99 2ms"
+    /// (over the interval).
+    static func describe(_ figure: HandlerFigure) -> String {
+        let name = figure.metric.name
+        switch figure.metric.kind {
+        case .counter:
+            let rate = figure.perSecond ?? 0
+            return figure.metric.unit == .bytes ? "\(name) \(Format.fixed(rate / 1e6)) MB/s" : "\(name) \(Format.rate(rate))/s"
+        case .gauge:
+            return "\(name) \(figure.level ?? 0)"
+        case .histogram:
+            return "\(name) p99 \(Format.latency(figure.percentiles?.p99))"
         }
     }
 

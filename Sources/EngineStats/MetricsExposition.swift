@@ -8,7 +8,9 @@
 /// without bound over a long life with workers added and retired, while slots bound every
 /// per-worker metric at 256 series. A retired (exited) worker's series are absent from the next
 /// scrape; a slot reused by a new worker starts its counters from zero, which `rate()` treats
-/// as a counter reset. Identifiers and CLOCK_MONOTONIC instants are not exported.
+/// as a counter reset. Identifiers and CLOCK_MONOTONIC instants are not exported. A server's
+/// handler metrics (`HandlerSchema`) follow as `iocptop_handler_<name>`, engine-wide, by the
+/// same rules.
 ///
 /// Histograms become classic Prometheus histograms with `le` bounds at every power of two from
 /// 1.024 µs to 17.2 s (exact bucket edges of `LatencyBuckets`), `_count` the total and `_sum`
@@ -39,6 +41,11 @@ public enum MetricsExposition {
             let live = frame.workers.filter { $0.state != .exited && $0.state != .unused }
             let labelled = live.map { ([("slot", String($0.slot))], $0) }
             for field in FrameLayout.workerFields { out.field(field, name: "iocptop_worker_\(field.name)", of: labelled) }
+            // The protocol's own figures, summed over every worker that ever ran.
+            if !identity.handler.metrics.isEmpty {
+                let values = identity.handler.values(of: frame.handlerRows)
+                for field in identity.handler.fields { out.field(field, name: "iocptop_handler_\(field.name)", of: [([], values)]) }
+            }
         }
         if openMetrics { out.text += "# EOF\n" }
         return out.text
@@ -66,7 +73,8 @@ public enum MetricsExposition {
             case .bytes: (1, "_bytes")
             case .none: (1, "")
             }
-            let name = base + unitSuffix
+            // A name that already says its unit ("response_bytes") does not say it twice.
+            let name = base.hasSuffix(unitSuffix) ? base : base + unitSuffix
             switch field.kind {
             case .counter:
                 // The text format names the family as its samples (`…_total`); OpenMetrics names

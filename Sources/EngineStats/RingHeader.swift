@@ -20,6 +20,8 @@ public struct EngineIdentity: Sendable, Hashable {
     public var periodNs: UInt64 = 0
     /// The layout version the ring was written with.
     public var layoutVersion: UInt64 = FrameLayout.version
+    /// The handler metrics its frames carry (`HandlerSchema.empty`: none).
+    public var handler = HandlerSchema.empty
 
     /// The period within the sampler's range (50 ms … 60 s), whatever a shared header says.
     public var clampedPeriodNs: UInt64 { min(max(periodNs, 50_000_000), 60_000_000_000) }
@@ -68,9 +70,52 @@ enum RingHeader {
     static let addressWords = (offset: 12, count: 8)
     static let noteWords = (offset: 20, count: 24)
     static let protocolWords = (offset: 44, count: 2)
+    /// The handler schema (part of the layout, written with it): word 46 the metric count,
+    /// word 47 the words of one row, then one 16-word entry per metric from word 48 — name (3
+    /// words), help (10), kind, unit, one spare. Zero in rings written before it existed.
+    static let handlerCountWord = 46
+    static let handlerWordsWord = 47
+    static let handlerEntriesWord = 48
+    static let handlerEntryWords = 16
 
-    static func frameWords(workerCapacity: Int) -> Int {
-        1 + FrameLayout.frameWordCount + workerCapacity * FrameLayout.workerWordCount
+    /// Words of one frame: the sequence word, the fixed fields, the retired workers' handler
+    /// row, then one row per worker (its fields and its handler words).
+    static func frameWords(workerCapacity: Int, handlerWords: Int = 0) -> Int {
+        1 + FrameLayout.frameWordCount + handlerWords + workerCapacity * (FrameLayout.workerWordCount + handlerWords)
+    }
+
+    private static let unitCodes: [FieldUnit] = [.none, .nanoseconds, .microseconds, .bytes]
+
+    static func writeSchema(_ schema: HandlerSchema, to words: UnsafeMutablePointer<UInt64>) {
+        // relaxed: written before the ring is shared (see the type's comment).
+        AtomicWord_storeRelaxed(words + handlerCountWord, UInt64(schema.metrics.count))
+        AtomicWord_storeRelaxed(words + handlerWordsWord, UInt64(schema.wordCount))
+        for (index, metric) in schema.metrics.enumerated() {
+            let entry = handlerEntriesWord + index * handlerEntryWords
+            writeString(metric.name, to: words, (entry, 3))
+            writeString(metric.help, to: words, (entry + 3, 10))
+            AtomicWord_storeRelaxed(words + entry + 13, metric.kind.rawValue)
+            AtomicWord_storeRelaxed(words + entry + 14, UInt64(unitCodes.firstIndex(of: metric.unit) ?? 0))
+        }
+    }
+
+    /// The schema the header declares, or nil when it is not a valid one.
+    static func readSchema(from words: UnsafeMutablePointer<UInt64>) -> HandlerSchema? {
+        // relaxed: immutable once the ring is shared.
+        let count = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(words + handlerCountWord))
+        guard count >= 0, count <= HandlerSchema.maxMetrics else { return nil }
+        var metrics: [HandlerMetric] = []
+        for index in 0..<count {
+            let entry = handlerEntriesWord + index * handlerEntryWords
+            let unitCode = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(words + entry + 14))
+            guard let kind = HandlerMetric.Kind(rawValue: AtomicWord_loadRelaxed(words + entry + 13)),
+                  unitCodes.indices.contains(unitCode) else { return nil }
+            metrics.append(HandlerMetric(name: readString(from: words, (entry, 3)), kind: kind,
+                                         unit: unitCodes[unitCode], help: readString(from: words, (entry + 3, 10))))
+        }
+        guard let schema = try? HandlerSchema(metrics),
+              schema.wordCount == Int(truncatingIfNeeded: AtomicWord_loadRelaxed(words + handlerWordsWord)) else { return nil }
+        return schema
     }
 
     static func mappedBytes(capacity: Int, frameWords: Int) -> Int {
@@ -87,13 +132,16 @@ enum RingHeader {
         var frameFields: Int
         var workerFields: Int
         var frameWords: Int
+        /// Words of one handler row, when the header's schema is valid.
+        var handlerWords: Int?
 
         func check(mappedBytes: Int) throws(RingAttachError) {
             guard magic == RingHeader.magic else { throw .notARing }
             guard version == FrameLayout.version else { throw .layoutVersion(version) }
             guard frameFields == FrameLayout.frameFields.count, workerFields == FrameLayout.workerFields.count,
                   capacity >= 2, capacity <= 1 << 20, workerCapacity >= 1, workerCapacity <= 1 << 16,
-                  frameWords == RingHeader.frameWords(workerCapacity: workerCapacity),
+                  let handlerWords,
+                  frameWords == RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords),
                   RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords) <= mappedBytes
             else { throw .inconsistent }
         }
@@ -111,7 +159,8 @@ enum RingHeader {
         let load = { (index: Int) in AtomicWord_loadRelaxed(words + index) }
         return Layout(magic: load(0), version: load(1), capacity: Int(truncatingIfNeeded: load(2)),
                       workerCapacity: Int(truncatingIfNeeded: load(3)), frameFields: Int(truncatingIfNeeded: load(4)),
-                      workerFields: Int(truncatingIfNeeded: load(5)), frameWords: Int(truncatingIfNeeded: load(6)))
+                      workerFields: Int(truncatingIfNeeded: load(5)), frameWords: Int(truncatingIfNeeded: load(6)),
+                      handlerWords: readSchema(from: words)?.wordCount)
     }
 
     static func writeIdentity(_ identity: EngineIdentity, to words: UnsafeMutablePointer<UInt64>) {
@@ -142,6 +191,7 @@ enum RingHeader {
         identity.note = readString(from: words, noteWords)
         let protocolName = readString(from: words, protocolWords)
         identity.protocolName = protocolName.isEmpty ? "echo" : protocolName
+        identity.handler = readSchema(from: words) ?? .empty
         return identity
     }
 

@@ -87,6 +87,9 @@ public struct StatsFrame: Sendable, Hashable {
     /// Queue-wait and service histograms of workers whose slots have been reused.
     public var retiredQueueWait = LatencyHistogram()
     public var retiredService = LatencyHistogram()
+    /// Handler counters and histograms of workers whose slots have been reused (laid out by the
+    /// engine's `HandlerSchema`, which its identity carries; empty: none).
+    public var retiredHandler: [UInt64] = []
     /// Every worker that has a slot, live or exited, in slot order.
     public var workers: [WorkerSample] = []
 
@@ -124,4 +127,7 @@ public struct StatsFrame: Sendable, Hashable {
 
     /// Service times of every worker that ever ran (retired ones included).
     public var poolService: LatencyHistogram { workers.reduce(retiredService) { $0 + $1.service } }
+
+    /// Every row of handler words: the retired workers', then each worker's.
+    public var handlerRows: [[UInt64]] { [retiredHandler] + workers.map(\.handler) }
 }

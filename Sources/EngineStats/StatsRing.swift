@@ -30,6 +30,8 @@ public final class StatsRing: @unchecked Sendable {
     public let descriptor: CInt
     /// False for a ring attached read-only: it can be read, never published to.
     public let isWritable: Bool
+    /// Words of one row of handler metrics (`HandlerSchema.wordCount`; 0: none).
+    public let handlerWords: Int
     private let frameWords: Int
     private let base: UnsafeMutablePointer<UInt64>
     private let storage: UnsafeMutablePointer<UInt64>
@@ -38,11 +40,13 @@ public final class StatsRing: @unchecked Sendable {
     private let head: UnsafeMutablePointer<UInt64>
 
     /// Creates a ring in a fresh memfd (shared memory: never written back to a disk).
-    public init(capacity: Int = 512, workerCapacity: Int) {
+    /// - Parameter handler: the handler metrics every frame carries (part of the layout).
+    public init(capacity: Int = 512, workerCapacity: Int, handler: HandlerSchema = .empty) {
         precondition(capacity >= 2 && workerCapacity >= 1)
         self.capacity = capacity
         self.workerCapacity = workerCapacity
-        frameWords = RingHeader.frameWords(workerCapacity: workerCapacity)
+        handlerWords = handler.wordCount
+        frameWords = RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords)
         mappedBytes = RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords)
         isWritable = true
         let fd = CShare_memfd("iocptop-stats")
@@ -64,6 +68,7 @@ public final class StatsRing: @unchecked Sendable {
         head = base + RingHeader.headWord
         storage = base + RingHeader.firstEntryWord
         RingHeader.writeLayout(to: base, capacity: capacity, workerCapacity: workerCapacity, frameWords: frameWords)
+        RingHeader.writeSchema(handler, to: base)
     }
 
     /// Maps the ring another process shares through `descriptor`, read-only: a viewer cannot
@@ -95,6 +100,7 @@ public final class StatsRing: @unchecked Sendable {
         }
         capacity = layout.capacity
         workerCapacity = layout.workerCapacity
+        handlerWords = layout.handlerWords ?? 0
         frameWords = layout.frameWords
         mappedBytes = size
         descriptor = fd
@@ -161,9 +167,13 @@ public final class StatsRing: @unchecked Sendable {
         // relaxed data stores: ordered by the fence above and the releasing store below.
         stored.writeHeader(to: words + 1, AtomicWord_storeRelaxed)
         var workerWords = words + 1 + FrameLayout.frameWordCount
+        writeHandlerRow(stored.retiredHandler, to: workerWords)
+        workerWords += handlerWords
         for worker in stored.workers {
             worker.write(to: workerWords, AtomicWord_storeRelaxed)
             workerWords += FrameLayout.workerWordCount
+            writeHandlerRow(worker.handler, to: workerWords)
+            workerWords += handlerWords
         }
         // releasing: the data stores happen before a reader that acquires the even sequence.
         AtomicWord_storeRelease(words, 2 * number)
@@ -183,16 +193,32 @@ public final class StatsRing: @unchecked Sendable {
         let count = min(workerCapacity, max(0, frame.readHeader(from: words + 1, { AtomicWord_loadRelaxed($0) })))
         frame.workers.removeAll(keepingCapacity: true)
         var workerWords = words + 1 + FrameLayout.frameWordCount
+        readHandlerRow(from: workerWords, into: &frame.retiredHandler)
+        workerWords += handlerWords
         for _ in 0..<count {
             var sample = WorkerSample()
             sample.read(from: workerWords, { AtomicWord_loadRelaxed($0) })
-            frame.workers.append(sample)
             workerWords += FrameLayout.workerWordCount
+            readHandlerRow(from: workerWords, into: &sample.handler)
+            workerWords += handlerWords
+            frame.workers.append(sample)
         }
         // acquiring fence: orders the data loads above before the re-check; if any of them saw
         // a newer frame's store, the writer's releasing fence makes the odd sequence visible.
         AtomicWord_fenceAcquire()
         return AtomicWord_loadRelaxed(words) == before && frame.number == number
+    }
+
+    /// Stores a row of handler words (missing words as 0, extra ones left out).
+    private func writeHandlerRow(_ row: [UInt64], to words: UnsafeMutablePointer<UInt64>) {
+        // relaxed data stores: ordered by the frame's sequence (see `publish`).
+        for index in 0..<handlerWords { AtomicWord_storeRelaxed(words + index, index < row.count ? row[index] : 0) }
+    }
+
+    private func readHandlerRow(from words: UnsafeMutablePointer<UInt64>, into row: inout [UInt64]) {
+        if row.count != handlerWords { row = [UInt64](repeating: 0, count: handlerWords) }
+        // relaxed data loads: checked by the frame's sequence (see `read`).
+        for index in 0..<handlerWords { row[index] = AtomicWord_loadRelaxed(words + index) }
     }
 
     /// The newest frame, or nil before the first one.

@@ -24,6 +24,8 @@ public struct WorkerSample: Sendable, Hashable {
     public var queueWait = LatencyHistogram()
     /// How long each packet it served took (its start to the next packet's start), since it started.
     public var service = LatencyHistogram()
+    /// Its handler metrics, as words laid out by the engine's `HandlerSchema` (empty: none).
+    public var handler: [UInt64] = []
 
     public init() {}
 

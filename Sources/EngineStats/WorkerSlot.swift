@@ -45,11 +45,28 @@ public struct WorkerSlot: @unchecked Sendable {
     /// The worker's two histograms, `LatencyBuckets.count` words each: queue wait, then
     /// service time. Outside the 128-byte slot (they are 3 KiB), but written only by this worker.
     @usableFromInline let histograms: UnsafeMutablePointer<UInt64>
+    /// The worker's handler metrics (`HandlerSchema`): written only by this worker.
+    @usableFromInline let handlerWords: UnsafeMutablePointer<UInt64>
 
-    init(index: Int, words: UnsafeMutablePointer<UInt64>, histograms: UnsafeMutablePointer<UInt64>) {
+    init(index: Int, words: UnsafeMutablePointer<UInt64>, histograms: UnsafeMutablePointer<UInt64>,
+         handlerWords: UnsafeMutablePointer<UInt64>) {
         self.index = index
         self.words = words
         self.histograms = histograms
+        self.handlerWords = handlerWords
+    }
+
+    /// Adds `amount` to the handler counter (or, two's complement, gauge) at word `offset`
+    /// (`HandlerSchema.offsets`). Single writer: relaxed load and store, read on its own.
+    @inlinable @inline(__always)
+    public func addHandler(at offset: Int, _ amount: UInt64) {
+        AtomicWord_addSingleWriter(handlerWords + offset, amount)
+    }
+
+    /// Counts one duration in the handler histogram whose first bucket is at word `offset`.
+    @inlinable @inline(__always)
+    public func recordHandler(at offset: Int, nanoseconds: UInt64) {
+        AtomicWord_addSingleWriter(handlerWords + offset + LatencyBuckets.index(nanoseconds), 1)
     }
 
     /// Counts one packet's queue wait: from the moment it entered the port's FIFO to the moment

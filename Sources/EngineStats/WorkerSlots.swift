@@ -19,14 +19,25 @@ public final class WorkerSlots: @unchecked Sendable {
     public let capacity: Int
     private let words: UnsafeMutablePointer<UInt64>
     private let histogramWords: UnsafeMutablePointer<UInt64>
+    /// What the handlers keep per worker (`HandlerSchema`), `handlerStride` words per slot.
+    public let handler: HandlerSchema
+    private let handlerWords: UnsafeMutablePointer<UInt64>
+    private let handlerStride: Int
     private let control = Mutex<RetiredWork>(RetiredWork())
 
     /// Words of one slot's histograms, rounded up to whole 128-byte blocks (no shared lines).
     static let histogramStride = (2 * LatencyBuckets.count + 15) / 16 * 16
 
-    public init(capacity: Int) {
+    public init(capacity: Int, handler: HandlerSchema = .empty) {
         precondition(capacity > 0)
         self.capacity = capacity
+        self.handler = handler
+        // Whole 128-byte blocks per slot: no line shared with another worker's words.
+        handlerStride = (handler.wordCount + 15) / 16 * 16
+        let handlerBytes = max(128, capacity * handlerStride * 8)
+        let handlerRaw = UnsafeMutableRawPointer.allocate(byteCount: handlerBytes, alignment: 128)
+        handlerRaw.initializeMemory(as: UInt8.self, repeating: 0, count: handlerBytes)
+        handlerWords = handlerRaw.bindMemory(to: UInt64.self, capacity: handlerBytes / 8)
         let bytes = capacity * SlotWord.count * 8
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
@@ -40,6 +51,21 @@ public final class WorkerSlots: @unchecked Sendable {
     deinit {
         UnsafeMutableRawPointer(words).deallocate()
         UnsafeMutableRawPointer(histogramWords).deallocate()
+        UnsafeMutableRawPointer(handlerWords).deallocate()
+    }
+
+    private func handlerRow(_ index: Int) -> UnsafeMutablePointer<UInt64> { handlerWords + index * handlerStride }
+
+    /// Reads a slot's handler words into `row`, reusing its storage.
+    private func readHandler(_ index: Int, into row: inout [UInt64]) {
+        let count = handler.wordCount
+        if row.count != count { row = [UInt64](repeating: 0, count: count) }
+        guard count > 0 else { return }
+        let first = handlerRow(index)
+        row.withUnsafeMutableBufferPointer { words in
+            // relaxed: each word is a counter (or a gauge) read on its own.
+            for word in words.indices { words[word] = AtomicWord_loadRelaxed(first + word) }
+        }
     }
 
     private func base(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + index * SlotWord.count }
@@ -90,15 +116,19 @@ public final class WorkerSlots: @unchecked Sendable {
                 retired.queueWait += histogram
                 readHistogram(index, second: true, into: &histogram)
                 retired.service += histogram
+                var row: [UInt64] = []
+                readHandler(index, into: &row)
+                handler.fold(row, into: &retired.handler)
             }
             // Relaxed stores: no reader looks at this slot without holding `control`, and the
             // new worker starts after we return.
             for word in 0..<SlotWord.count { AtomicWord_storeRelaxed(slot + word, 0) }
             for word in 0..<Self.histogramStride { AtomicWord_storeRelaxed(histograms(index) + word, 0) }
+            for word in 0..<handlerStride { AtomicWord_storeRelaxed(handlerRow(index) + word, 0) }
             AtomicWord_storeRelaxed(slot + SlotWord.workerID, UInt64(workerID))
             AtomicWord_storeRelaxed(slot + SlotWord.state, WorkerState.waiting.rawValue)
             AtomicWord_storeRelaxed(slot + SlotWord.stateSince, now)
-            return WorkerSlot(index: index, words: slot, histograms: histograms(index))
+            return WorkerSlot(index: index, words: slot, histograms: histograms(index), handlerWords: handlerRow(index))
         }
     }
 
@@ -130,12 +160,14 @@ public final class WorkerSlots: @unchecked Sendable {
                     // Take the old sample's histograms (leaving it empty, so they stay unique).
                     swap(&sample.queueWait, &workers[filled].queueWait)
                     swap(&sample.service, &workers[filled].service)
+                    swap(&sample.handler, &workers[filled].handler)
                 }
                 sample.slot = index
                 sample.id = Int(truncatingIfNeeded: AtomicWord_loadRelaxed(slot + SlotWord.workerID))
                 sample.counts = counts(slot)
                 readHistogram(index, second: false, into: &sample.queueWait)
                 readHistogram(index, second: true, into: &sample.service)
+                readHandler(index, into: &sample.handler)
                 sample.cpuNs = cpuTime(slot, exited: sample.state == .exited)
                 if sample.state != .exited, now > sample.stateSinceNs {
                     let current = now - sample.stateSinceNs
@@ -201,6 +233,8 @@ public struct RetiredWork: Sendable, Hashable {
     public var counts = WorkerCounts()
     public var queueWait = LatencyHistogram()
     public var service = LatencyHistogram()
+    /// Their handler counters and histograms (`HandlerSchema`; gauges are not kept).
+    public var handler: [UInt64] = []
 
     public init() {}
 }

@@ -1,3 +1,5 @@
+import EngineStats
+
 /// What a handler may use while it runs: the connection's slot, the worker running it, and the
 /// port's blocking scope. Valid only during the handler's call.
 public struct ConnectionContext {
@@ -18,6 +20,32 @@ public struct ConnectionContext {
     /// The index of the worker's counter slot (nil when the drain runs the strand).
     public var workerIndex: Int? { worker?.slot.index }
 
+    // MARK: handler metrics (`ServerProtocol.metrics`, by index)
+    // Kept in the running worker's own slot: a relaxed load and store, no lock, no shared line.
+    // Nothing is counted while the drain runs a strand, or in an engine that does not count.
+
+    /// Adds `amount` to counter `metric`.
+    @inline(__always)
+    public func count(_ metric: Int, by amount: UInt64 = 1) {
+        guard let worker, worker.counts else { return }
+        worker.slot.addHandler(at: server.handlerOffset(metric, .counter), amount)
+    }
+
+    /// Moves gauge `metric` up or down by `delta` (each worker keeps its share; the total is
+    /// their sum, so a connection may go up on one worker and down on another).
+    @inline(__always)
+    public func adjust(_ metric: Int, by delta: Int) {
+        guard let worker, worker.counts else { return }
+        worker.slot.addHandler(at: server.handlerOffset(metric, .gauge), UInt64(bitPattern: Int64(delta)))
+    }
+
+    /// Counts one duration, in ns, in histogram `metric`.
+    @inline(__always)
+    public func record(_ metric: Int, nanoseconds: UInt64) {
+        guard let worker, worker.counts else { return }
+        worker.slot.recordHandler(at: server.handlerOffset(metric, .histogram), nanoseconds: nanoseconds)
+    }
+
     /// Runs `body`, which may block (a sleep, a disk read, a call to another server), inside
     /// the port's blocking scope: the worker stops counting against the concurrency limit and
     /// gives back the packets it has not started, so another worker serves meanwhile; the
@@ -26,5 +54,17 @@ public struct ConnectionContext {
         worker?.enter(.blocked)
         defer { worker?.enter(.running) }
         return try server.port.blocking(body)
+    }
+}
+
+extension PortServer {
+    /// Where handler metric `index` lives in a worker's handler words; traps on a metric that
+    /// was not declared, or was declared as another kind (a programming error, like an index
+    /// out of range).
+    @inline(__always)
+    func handlerOffset(_ index: Int, _ kind: HandlerMetric.Kind) -> Int {
+        precondition(index >= 0 && index < handlerSchema.metrics.count && handlerSchema.metrics[index].kind == kind,
+                     "handler metric \(index) is not a declared \(kind)")
+        return handlerSchema.offsets[index]
     }
 }

@@ -20,20 +20,24 @@ final class MaintenanceTicker: @unchecked Sendable {
     init(tick: @escaping @Sendable () -> Void) throws(NativeThread.StartError) {
         stopWord = .allocate(capacity: 1)
         stopWord.initialize(to: 0)
-        let word = UnsafeSendableWord(stopWord)
-        let started = try NativeThread.start {
-            var deadline = CIOURing_now_ns() + Self.periodNs
-            while CIOURing_futex_word_load(word.pointer) == 0 {
-                let now = CIOURing_now_ns()
-                if now < deadline {
-                    _ = CIOURing_futex_wait(word.pointer, 0, deadline - now)
-                    continue
-                }
-                tick()
-                deadline = max(deadline + Self.periodNs, CIOURing_now_ns())
-            }
-        }
+        // The thread holds the ticker (and so its stop word) until it ends: the engine's last
+        // reference can drop inside `tick`, on this thread, and the engine's deinit then stops
+        // the ticker from here (the join becomes a detach) — the loop must still find its word.
+        let started = try NativeThread.start { [self] in run(tick) }
         thread.withLock { $0 = started }
+    }
+
+    private func run(_ tick: () -> Void) {
+        var deadline = CIOURing_now_ns() + Self.periodNs
+        while CIOURing_futex_word_load(stopWord) == 0 {
+            let now = CIOURing_now_ns()
+            if now < deadline {
+                _ = CIOURing_futex_wait(stopWord, 0, deadline - now)
+                continue
+            }
+            tick()
+            deadline = max(deadline + Self.periodNs, CIOURing_now_ns())
+        }
     }
 
     /// Wakes the thread and waits for it to end. Idempotent.
@@ -48,11 +52,4 @@ final class MaintenanceTicker: @unchecked Sendable {
         stop()
         stopWord.deallocate()
     }
-}
-
-/// The stop word handed to the thread: a pointer used only with futex atomics.
-private struct UnsafeSendableWord: @unchecked Sendable {
-    // @unchecked: read and written only through CIOURing's atomic futex-word functions.
-    let pointer: UnsafeMutablePointer<UInt32>
-    init(_ pointer: UnsafeMutablePointer<UInt32>) { self.pointer = pointer }
 }

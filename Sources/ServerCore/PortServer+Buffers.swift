@@ -37,9 +37,12 @@ extension PortServer {
 
     /// Moves to a large buffer when a full receive asked for one and no send reads the small
     /// one, and back to the small buffer when the sweep asked and nothing is buffered.
-    func resize(_ c: Connection) {
+    /// `sendReadsInput`: the send in flight reads the buffer being resized (echo's ring), so
+    /// it must be done first; a handler's send reads its output buffer, never the input.
+    func resize(_ c: Connection, sendReadsInput: Bool = true) {
+        let sendHolds = sendReadsInput && c.sending
         // A multishot receive writes into provided buffers, never the ring: it may stay armed.
-        if c.wantsLarge && !c.sending && (!c.receiving || c.multishot) {
+        if c.wantsLarge && !sendHolds && (!c.receiving || c.multishot) {
             c.wantsLarge = false
             guard let pool = bufferPool, let index = pool.take() else { return }
             c.moveContents(to: pool.buffer(index))
@@ -50,7 +53,10 @@ extension PortServer {
             return
         }
         guard c.wantsSmall, c.largeIndex >= 0 else { return }
-        guard c.buffered == 0 && !c.sending else {
+        // A handler's input moves back with the partial message it holds, when that fits (an
+        // idle client in the middle of a message must not pin a large buffer).
+        let fits = sendReadsInput ? c.buffered == 0 : c.buffered <= c.smallBuffer.count
+        guard fits && !sendHolds else {
             // Data is flowing again: keep the large buffer.
             c.wantsSmall = false
             return

@@ -72,7 +72,7 @@ extension PortServer {
     /// are possible.
     func advanceHandled(_ c: Connection, handler: any ConnectionHandler, worker: Worker?, submitter: Int) {
         if !c.failed && !c.closing {
-            resize(c)
+            resize(c, sendReadsInput: false)
             if c.outputCount == 0 && !c.sending {
                 // Everything written has been sent: a paused handler may go on.
                 giveBackOutput(c)
@@ -165,7 +165,8 @@ extension PortServer {
             let verdict = handler.received(&input, &output, &context)
             c.head += input.consumed
             c.buffered -= input.consumed
-            if c.buffered == 0 { c.head = 0 }
+            // Not while a receive is in flight: it writes after the bytes it was given room behind.
+            if c.buffered == 0 && !c.receiving { c.head = 0 }
             c.outputCount += output.count
             follow(verdict, c)
             if verdict == .continue && input.consumed == 0 {
@@ -175,8 +176,7 @@ extension PortServer {
                         // Not full once the unconsumed bytes move to the front (the receive does).
                     } else if bufferPool != nil && c.largeIndex < 0 {
                         c.wantsLarge = true
-                        // Grows now, or once the send in flight is done (`resize` waits for it).
-                        resize(c)
+                        resize(c, sendReadsInput: false)
                         if c.largeIndex >= 0 { continue }
                         if c.wantsLarge { return }
                         // The pool is empty: the message cannot be received.

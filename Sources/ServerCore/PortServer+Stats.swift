@@ -36,6 +36,7 @@ extension PortServer {
         frame.retired = retired.counts
         frame.retiredQueueWait = retired.queueWait
         frame.retiredService = retired.service
+        frame.retiredHandler = retired.handler
 
         frame.port.queueDepth = port.queueDepth
         frame.port.runningThreads = port.runningThreads

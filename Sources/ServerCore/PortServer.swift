@@ -58,7 +58,9 @@ public final class PortServer: @unchecked Sendable {
     static let warmReserve = 32
     /// CLOCK_MONOTONIC of the last buffer sweep (maintenance thread only).
     var lastSweepNs: Int64 = 0
-    let slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers)
+    let slots: WorkerSlots
+    /// The protocol's handler metrics, as workers keep them and frames carry them.
+    public let handlerSchema: HandlerSchema
     /// CLOCK_MONOTONIC at start, in ns.
     let startedNs = UInt64(CIOURing_now_ns())
     /// Process CPU time at start, in ns: frames count CPU from here.
@@ -148,6 +150,12 @@ public final class PortServer: @unchecked Sendable {
               configuration.blockMicroseconds >= 0 else {
             throw EngineError.invalidConfiguration("concurrency and simulated work must not be negative")
         }
+        do throws(HandlerSchema.Invalid) {
+            handlerSchema = try HandlerSchema(serving.metrics)
+        } catch {
+            throw EngineError.invalidConfiguration("\(serving.name): \(error)")
+        }
+        slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers, handler: handlerSchema)
         self.configuration = configuration
         self.serving = serving
         workMicroseconds = Atomic(configuration.workMicroseconds)
@@ -157,8 +165,11 @@ public final class PortServer: @unchecked Sendable {
         address = listener.address
         listenPort = listener.port
         let small = min(Self.smallBufferSize, configuration.ioBufferSize)
+        // One large buffer per connection for echo (its ring); two with a handler (input and
+        // output). Reserved address space, not memory.
+        let largePerConnection = serving.repliesWithInput ? 1 : 2
         let largeCount = configuration.largeBuffers > 0 ? configuration.largeBuffers
-            : min(configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
+            : min(largePerConnection * configuration.maxConnections, max(16, Self.poolBytes / configuration.ioBufferSize))
         let pool = configuration.ioBufferSize > small ? BufferPool(count: largeCount, size: configuration.ioBufferSize) : nil
         guard let table = ConnectionTable(capacity: configuration.maxConnections, bufferSize: small,
                                           outputSize: serving.repliesWithInput ? 0 : small),
@@ -169,7 +180,8 @@ public final class PortServer: @unchecked Sendable {
         }
         connections = table
         bufferPool = pool
-        stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers)
+        stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers,
+                          handler: handlerSchema)
         // Not strong: the sampler must not keep a dropped engine alive. unowned(unsafe), not
         // weak: a weak reference gives the engine a side table, and every retain and release
         // of it — workers make them per completion — then takes the slow path. Sound because
@@ -200,6 +212,7 @@ public final class PortServer: @unchecked Sendable {
         identity.processStartTicks = ProcessStart.ticks(of: getpid()) ?? 0
         identity.backend = "\(port.backend)"
         identity.protocolName = serving.name
+        identity.handler = handlerSchema
         identity.address = address
         identity.note = port.fallbackReason.map { "io_uring unavailable: \($0)" } ?? ""
         identity.periodNs = sampler.periodNs

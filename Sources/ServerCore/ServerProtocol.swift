@@ -1,3 +1,5 @@
+import EngineStats
+
 /// A protocol the server core speaks: echo (`EchoProtocol`), HTTP, or yours.
 ///
 /// The core does everything every protocol needs — accepting, receiving and sending,
@@ -18,10 +20,15 @@ public protocol ServerProtocol: Sendable {
     /// serves a connection, and reused for every later connection of that slot: `opened`
     /// starts it over, so nothing is allocated per connection.
     func makeHandler() -> any ConnectionHandler
+
+    /// The figures its handlers keep (`ConnectionContext.count`, `adjust`, `record`, by index
+    /// into this array): shown by every viewer beside the core's. At most 16.
+    var metrics: [HandlerMetric] { get }
 }
 
 extension ServerProtocol {
     public var repliesWithInput: Bool { false }
+    public var metrics: [HandlerMetric] { [] }
 }
 
 /// One connection's protocol state, run under the connection's strand: on whichever worker
@@ -77,3 +84,7 @@ public enum CloseReason: Sendable, Hashable {
     /// The server closed it: drain, or the input outgrew every buffer.
     case byServer
 }
+
+/// A handler metric's declaration (defined beside the frames that carry it), named here so a
+/// server needs only `import ServerCore` to declare its figures.
+public typealias HandlerMetric = EngineStats.HandlerMetric

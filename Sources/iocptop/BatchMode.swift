@@ -26,7 +26,7 @@ struct BatchMode {
             case .stop(let ending): return ending
             }
             let rates = FrameRates(previous: previous, current: frame)
-            let report = BatchReport(identity: source.identity, frame: frame, rates: rates,
+            let report = BatchReport(identity: source.identity, frame: frame, previous: previous, rates: rates,
                                      warnings: Warnings.evaluate(previous: previous, current: frame, rates: rates))
             guard printLine(json ? report.json : report.text) else { return .done }
             previous = frame

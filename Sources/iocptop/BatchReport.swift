@@ -5,6 +5,8 @@ import EngineStats
 struct BatchReport {
     let identity: EngineIdentity
     let frame: StatsFrame
+    /// The frame before (rates and the handler's interval figures are against it).
+    let previous: StatsFrame?
     let rates: FrameRates
     let warnings: [Warning]
 
@@ -71,6 +73,26 @@ struct BatchReport {
         return object
     }
 
+    /// The protocol's handler metrics: each counter's total and `_per_s`, each gauge's level,
+    /// each histogram's interval percentiles (`NAME_p50_us` …), named as the server declared them.
+    private var handlerObject: JSONLine {
+        var object = JSONLine()
+        let values = identity.handler.values(of: frame.handlerRows)
+        let figures = identity.handler.figures(previous: previous, current: frame)
+        for (field, figure) in zip(identity.handler.fields, figures) {
+            switch figure.metric.kind {
+            case .counter:
+                object.add(field, of: values)
+                object.add("\(field.name)_per_s", figure.perSecond ?? 0)
+            case .gauge:
+                object.add(field, of: values)
+            case .histogram:
+                object.add(percentiles: figure.percentiles, prefix: field.name)
+            }
+        }
+        return object
+    }
+
     /// The stable schema documented in README.md: the frame's fields as `FrameLayout` names
     /// them, then what is derived from two frames; keys are only ever appended.
     var json: String {
@@ -103,6 +125,7 @@ struct BatchReport {
             line.add("load", object: load)
         }
         line.add("auto", object: autoObject)
+        if !identity.handler.metrics.isEmpty { line.add("handler", object: handlerObject) }
         line.add("warnings", objects: warnings.map { warning in
             var object = JSONLine()
             object.add("kind", warning.kind.rawValue)
@@ -120,6 +143,13 @@ struct BatchReport {
             object.add("mb_out_per_s", worker.bytesOutPerSecond / 1e6, decimals: 3)
             object.add(percentiles: worker.queueWait, prefix: "queue_wait")
             object.add(percentiles: worker.service, prefix: "service")
+            // The worker's share of the handler's counters and gauges.
+            if !identity.handler.metrics.isEmpty {
+                let values = identity.handler.values(of: [sample.handler])
+                for field in identity.handler.fields where field.kind != .histogram {
+                    object.add("handler_\(field.name)", Int(truncatingIfNeeded: Int64(bitPattern: field.word(of: values))))
+                }
+            }
             return object
         })
         return line.string

@@ -60,6 +60,7 @@ final class DashboardMode {
         let identity = source.identity
         model = DashboardModel(backend: identity.backend, address: identity.address)
         model.periodNs = identity.clampedPeriodNs
+        model.handler = identity.handler
         if load.isRunning { model.loadConnections = load.configuration.connections }
         model.replayMode = replay != nil
         if replay != nil {

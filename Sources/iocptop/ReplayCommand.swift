@@ -65,7 +65,7 @@ struct ReplayCommand: ParsableCommand {
             if display.iterations > 0, index >= display.iterations { return }
             let frame = contents.frame(at: index)
             let rates = FrameRates(previous: previous, current: frame)
-            let report = BatchReport(identity: contents.identity, frame: frame, rates: rates,
+            let report = BatchReport(identity: contents.identity, frame: frame, previous: previous, rates: rates,
                                      warnings: Warnings.evaluate(previous: previous, current: frame, rates: rates))
             guard printLine(display.json ? report.json : report.text) else { return }
             previous = frame

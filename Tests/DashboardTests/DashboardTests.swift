@@ -118,6 +118,39 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(!screen.text.contains("exited"), "gone after five seconds")
     }
 
+    @Test func theHeaderShowsTheProtocolsOwnFigures() throws {
+        var shown = DashboardModel(backend: "io_uring", address: "127.0.0.1:8080")
+        shown.handler = try HandlerSchema([
+            .counter("requests", help: "Requests answered."),
+            .gauge("in_flight", help: "Requests in progress."),
+            .histogram("latency", help: "Request latency."),
+        ])
+        var first = StatsFrame()
+        first.number = 1
+        first.timestampNs = 10_000_000_000
+        first.uptimeNs = 10_000_000_000
+        first.workers = [sample(id: 0)]
+        var row = [UInt64](repeating: 0, count: shown.handler.wordCount)
+        first.workers[0].handler = row
+        var second = first
+        second.number = 2
+        second.timestampNs = 12_000_000_000
+        second.uptimeNs = 12_000_000_000
+        row[0] = 4000
+        row[1] = 7
+        row[2 + LatencyBuckets.index(150_000)] = 4000
+        second.workers[0].handler = row
+        shown.ingest(first)
+        shown.ingest(second)
+        let header = render(shown, width: 120, height: 30).line(2)
+        #expect(header.contains("Handler"), "\(header)")
+        #expect(header.contains("requests 2.0k/s"), "\(header)")
+        #expect(header.contains("in_flight 7"), "\(header)")
+        #expect(header.contains("latency p99 1"), "\(header)")
+        // Echo declares none: the line says nothing of handlers.
+        #expect(!render(model(workers: 2), width: 120, height: 30).line(2).contains("Handler"))
+    }
+
     @Test func theHelpOverlayListsEveryKey() {
         var shown = model(workers: 4)
         shown.showHelp = true

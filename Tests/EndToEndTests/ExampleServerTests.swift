@@ -58,6 +58,10 @@ enum ExampleServer {
         // What the client sent and got back, counted by the core's workers.
         #expect(frames.last?["bytes_in"] as? Int == 12)
         #expect(frames.last?["bytes_out"] as? Int == 12)
+        // Its own metric, declared by the server, read by a viewer that was never told of it.
+        let handler = try #require(frames.last?["handler"] as? [String: Any], "\(viewer.lines)")
+        #expect(handler["lines"] as? Int == 1)
+        #expect(handler["lines_per_s"] != nil)
 
         #expect(write(client, "QUIT\n", 5) == 5)
         var bye = [UInt8](repeating: 0, count: 8)

@@ -84,6 +84,38 @@ import Glibc
         #expect(attached.latest()?.number == 1, "frames published after attaching are seen")
     }
 
+    @Test func theHeaderCarriesTheHandlerSchemaAndFramesItsRows() throws {
+        let schema = try HandlerSchema([
+            .counter("requests", help: "Requests answered."),
+            .gauge("in_flight", help: "Requests in progress."),
+            .histogram("latency", help: "Request latency."),
+        ])
+        let ring = StatsRing(capacity: 4, workerCapacity: 3, handler: schema)
+        var frame = StatsFrame()
+        frame.retiredHandler = (0..<schema.wordCount).map { UInt64($0) }
+        for index in 0..<2 {
+            var worker = WorkerSample()
+            worker.id = index
+            worker.counts.receives = 7
+            worker.handler = (0..<schema.wordCount).map { UInt64(1000 * (index + 1) + $0) }
+            frame.workers.append(worker)
+        }
+        ring.publish(frame)
+        let attached = try StatsRing(attaching: dup(ring.descriptor))
+        #expect(attached.identity.handler == schema)
+        #expect(attached.handlerWords == schema.wordCount)
+        let seen = try #require(attached.latest())
+        #expect(seen.retiredHandler == frame.retiredHandler)
+        #expect(seen.workers.map(\.handler) == frame.workers.map(\.handler))
+        #expect(seen.workers.map(\.counts.receives) == [7, 7], "the core's fields around the rows are intact")
+        // A ring without handler metrics (echo) says so.
+        let echoRing = StatsRing(capacity: 4, workerCapacity: 2)
+        let echo = try StatsRing(attaching: dup(echoRing.descriptor))
+        withExtendedLifetime(echoRing) {}
+        #expect(echo.identity.handler == .empty)
+        #expect(echo.handlerWords == 0)
+    }
+
     /// A memfd holding `words` at its start, as a foreign or future ring would.
     private func file(startingWith words: [UInt64], bytes: Int = 1 << 16) -> CInt {
         let fd = CShare_memfd("test")

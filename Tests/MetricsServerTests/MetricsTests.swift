@@ -32,6 +32,22 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
         frame.workers.append(worker)
     }
     frame.load.roundTrip.record(80_000)
+    // A protocol's own figures: 10 requests per live worker, 3 in flight, one latency each.
+    identity.handler = try! HandlerSchema([
+        .counter("requests", help: "Requests answered."),
+        .counter("response_bytes", unit: .bytes, help: "Bytes of responses."),
+        .gauge("in_flight", help: "Requests in progress."),
+        .histogram("request_latency", help: "Request latency."),
+    ])
+    frame.retiredHandler = [UInt64](repeating: 0, count: identity.handler.wordCount)
+    for index in frame.workers.indices {
+        var row = [UInt64](repeating: 0, count: identity.handler.wordCount)
+        row[0] = 10
+        row[1] = 1300
+        row[2] = index == 0 ? 3 : 0
+        row[3 + LatencyBuckets.index(2_000_000)] = 1
+        frame.workers[index].handler = row
+    }
     return (identity, frame)
 }
 
@@ -80,6 +96,17 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
         #expect(abs(value - 0.00255) < 0.00255 * 0.07, "\(value)")
         // A bound between two samples: 32.768 µs holds the 16 samples ≤ 32 µs.
         #expect(buckets.contains { $0.contains("le=\"3.2768e-05\"} 16") }, "\(buckets)")
+    }
+
+    @Test func handlerMetricsAreExportedWithTheirUnitsAndTotals() {
+        let (identity, frame) = sampleFrame()
+        let text = MetricsExposition.render(identity: identity, frame: frame, openMetrics: false)
+        #expect(text.contains("# TYPE iocptop_handler_requests_total counter\n"))
+        #expect(text.contains("\niocptop_handler_requests_total 30\n"), "summed over every worker")
+        #expect(text.contains("\niocptop_handler_response_bytes_total 3900\n"))
+        #expect(text.contains("\niocptop_handler_in_flight 3\n"))
+        #expect(text.contains("# TYPE iocptop_handler_request_latency_seconds histogram\n"))
+        #expect(text.contains("\niocptop_handler_request_latency_seconds_count 3\n"))
     }
 
     @Test func openMetricsNamesFamiliesAndEnds() {

@@ -1,3 +1,4 @@
+import CIOURing
 import ServerCore
 import Synchronization
 #if canImport(Glibc)
@@ -11,18 +12,32 @@ import Glibc
 struct LineProtocol: ServerProtocol {
     let name = "line"
     let closes = Closes()
+    /// Handlers that do not pause when the output is full (see `LineHandler.received`).
+    var careless = false
+    /// Lines answered, their bytes, handlers asleep now, and how long each sleep took.
+    let metrics: [HandlerMetric] = [
+        .counter("lines", help: "Lines answered."),
+        .counter("line_bytes", unit: .bytes, help: "Bytes of the lines answered, newlines included."),
+        .gauge("sleeping", help: "Handlers inside a SLEEP now."),
+        .histogram("sleep_time", help: "How long each SLEEP took."),
+    ]
+    static let lines = 0, lineBytes = 1, sleeping = 2, sleepTime = 3
 
     final class Closes: Sendable {
         let reasons = Mutex<[CloseReason]>([])
     }
 
-    func makeHandler() -> any ConnectionHandler { LineHandler(closes: closes) }
+    func makeHandler() -> any ConnectionHandler { LineHandler(closes: closes, careless: careless) }
 }
 
 final class LineHandler: ConnectionHandler {
     let closes: LineProtocol.Closes
+    let careless: Bool
 
-    init(closes: LineProtocol.Closes) { self.closes = closes }
+    init(closes: LineProtocol.Closes, careless: Bool) {
+        self.closes = closes
+        self.careless = careless
+    }
 
     func opened(_ output: inout OutputBuffer, _ connection: inout ConnectionContext) -> HandlerVerdict {
         output.write("hello\n")
@@ -33,15 +48,23 @@ final class LineHandler: ConnectionHandler {
                   _ connection: inout ConnectionContext) -> HandlerVerdict {
         while let newline = input.unconsumed.firstIndex(of: UInt8(ascii: "\n")) {
             let line = UnsafeRawBufferPointer(rebasing: input.unconsumed[..<newline])
-            // The reply is as long as the line plus its newline; wait for room if it does not fit.
-            guard output.free > line.count else { return .pauseReading }
+            // The reply is as long as the line plus its newline; wait for room if it does not fit
+            // (a careless handler returns `.continue` instead: the core calls it again on the
+            // next event, the send's completion).
+            guard output.free > line.count else { return careless ? .continue : .pauseReading }
             if line.elementsEqual("QUIT".utf8) {
                 output.write("bye\n")
                 input.consume(newline + 1)
                 return .closeAfterFlush
             }
+            connection.count(LineProtocol.lines)
+            connection.count(LineProtocol.lineBytes, by: UInt64(newline + 1))
             if line.elementsEqual("SLEEP".utf8) {
+                connection.adjust(LineProtocol.sleeping, by: 1)
+                let start = CIOURing_now_ns()
                 connection.blocking { _ = usleep(1000) }
+                connection.record(LineProtocol.sleepTime, nanoseconds: UInt64(CIOURing_now_ns() - start))
+                connection.adjust(LineProtocol.sleeping, by: -1)
                 output.write("slept\n")
             } else {
                 output.withFreeSpace { space in

@@ -7,6 +7,8 @@ import Glibc
 /// Every line comes back in upper case; `QUIT` says goodbye and closes.
 struct Shout: ServerProtocol {
     let name = "shout"
+    /// Shown by `iocptop attach` beside the core's figures, and in its `--json` and `/metrics`.
+    let metrics: [HandlerMetric] = [.counter("lines", help: "Lines shouted back.")]
     func makeHandler() -> any ConnectionHandler { ShoutHandler() }
 }
 
@@ -26,6 +28,7 @@ final class ShoutHandler: ConnectionHandler {
                 return line.count
             }
             input.consume(line.count)
+            connection.count(0)   // metric 0: lines
         }
         return input.isFull ? .closeNow : .continue   // a line longer than the server can hold
     }
