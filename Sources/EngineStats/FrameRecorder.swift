@@ -17,6 +17,8 @@ public final class FrameRecorder: @unchecked Sendable {
     public let path: String
     public let maxBytes: Int
     private let ring: StatsRing
+    /// The handler metrics the ring's frames carry, written with each record.
+    private let handler: HandlerSchema
     private let fd: CInt
     private var written = 0
     private var reader: StatsReader?
@@ -55,7 +57,9 @@ public final class FrameRecorder: @unchecked Sendable {
             close(descriptor)
             throw RecorderError(message: "\(path) already exists: not overwritten (remove it or record to another file)")
         }
-        let header = FrameRecording.header(identity: ring.identity)
+        let identity = ring.identity
+        handler = identity.handler
+        let header = FrameRecording.header(identity: identity)
         guard header.count <= maxBytes, Self.append(header, to: descriptor) else {
             let code = header.count <= maxBytes ? errno : EFBIG
             close(descriptor)
@@ -103,7 +107,7 @@ public final class FrameRecorder: @unchecked Sendable {
         while true {
             let last = stopping.load(ordering: .acquiring)
             while reader.next(into: &frame) {
-                let record = FrameRecording.record(frame)
+                let record = FrameRecording.record(frame, handler: handler)
                 guard written + record.count <= maxBytes else {
                     reason.withLock { $0 = "recording stopped at \(written / 1_000_000) MB: --record-max-mb \(maxBytes / 1_000_000) reached (\(path))" }
                     return

@@ -75,22 +75,34 @@ public enum FrameRecording {
         clock_gettime(CLOCK_MONOTONIC, &monotonic)
         out.word(UInt64(realtime.tv_sec) &* 1_000_000_000 &+ UInt64(realtime.tv_nsec))
         out.word(UInt64(monotonic.tv_sec) &* 1_000_000_000 &+ UInt64(monotonic.tv_nsec))
-        out.word(UInt64(FrameLayout.frameFields.count))
+        // A server's handler metrics follow the fixed fields as columns named "handler.NAME":
+        // in the frame table the retired workers' row, in the worker table each worker's (a
+        // reader that does not know them skips them by width).
+        let handler = identity.handler.metrics
+        out.word(UInt64(FrameLayout.frameFields.count + handler.count))
         for field in FrameLayout.frameFields { out.field(field.name, field.kind, field.unit, field.width) }
-        out.word(UInt64(FrameLayout.workerFields.count))
+        for metric in handler { out.field(handlerPrefix + metric.name, metric.fieldKind, metric.unit, metric.width) }
+        out.word(UInt64(FrameLayout.workerFields.count + handler.count))
         for field in FrameLayout.workerFields { out.field(field.name, field.kind, field.unit, field.width) }
+        for metric in handler { out.field(handlerPrefix + metric.name, metric.fieldKind, metric.unit, metric.width) }
         out.word(checksum(out.bytes))
         return out.bytes
     }
 
-    /// One frame as a record (length, checksum, payload), in the current layout.
-    public static func record(_ frame: StatsFrame) -> [UInt8] {
+    /// Names of handler metric columns start with this.
+    static let handlerPrefix = "handler."
+
+    /// One frame as a record (length, checksum, payload), in the current layout, with the
+    /// handler rows `handler` lays out (the schema the header was written with).
+    public static func record(_ frame: StatsFrame, handler: HandlerSchema = .empty) -> [UInt8] {
         var payload = ByteWriter()
         payload.bytes.reserveCapacity(512 + frame.workers.count * 256)
         for field in FrameLayout.frameFields { append(field, of: frame, to: &payload) }
+        append(handler, row: frame.retiredHandler, to: &payload)
         payload.varint(UInt64(frame.workers.count))
         for worker in frame.workers {
             for field in FrameLayout.workerFields { append(field, of: worker, to: &payload) }
+            append(handler, row: worker.handler, to: &payload)
         }
         var out = ByteWriter()
         out.u32(UInt32(payload.bytes.count))
@@ -114,6 +126,27 @@ public enum FrameRecording {
             out.varint(UInt64(index - last))
             out.varint(histogram[index])
             last = index
+        }
+    }
+
+    /// A row of handler words, metric by metric, encoded as the fields are (missing words: 0).
+    private static func append(_ handler: HandlerSchema, row: [UInt64], to out: inout ByteWriter) {
+        for (index, metric) in handler.metrics.enumerated() {
+            let start = handler.offsets[index]
+            let word = { (at: Int) -> UInt64 in start + at < row.count ? row[start + at] : 0 }
+            guard metric.kind == .histogram else {
+                out.varint(word(0))
+                continue
+            }
+            var used = 0
+            for bucket in 0..<metric.width where word(bucket) != 0 { used += 1 }
+            out.varint(UInt64(used))
+            var last = 0
+            for bucket in 0..<metric.width where word(bucket) != 0 {
+                out.varint(UInt64(bucket - last))
+                out.varint(word(bucket))
+                last = bucket
+            }
         }
     }
 
@@ -199,6 +232,9 @@ public enum FrameRecording {
         var width: Int
         var frameField: FrameField<StatsFrame>?
         var workerField: FrameField<WorkerSample>?
+        /// A handler metric's column: where its words go in a row of `handlerWords`.
+        var handlerOffset: Int?
+        var handlerWords = 0
     }
 
     static func parse(_ bytes: [UInt8]) throws(ReadError) -> Contents {
@@ -219,11 +255,27 @@ public enum FrameRecording {
         identity.address = address
         identity.note = note
         guard let realtime = input.word(), let monotonic = input.word() else { throw .damagedHeader }
+        // Handler metric columns, as the frame table declares them (the worker table repeats them).
+        var handlerMetrics: [HandlerMetric] = []
+        var handlerNames: [String] = []
         func columns<Record>(_ current: [FrameField<Record>], _ make: (Int, FrameField<Record>?) -> Column) throws(ReadError) -> [Column] {
             guard let count = input.word(), count <= 4096 else { throw .damagedHeader }
             var result: [Column] = []
             for _ in 0..<count {
                 guard let field = input.field(), field.width >= 1, field.width <= 4096 else { throw .damagedHeader }
+                if field.name.hasPrefix(handlerPrefix) {
+                    var column = Column(width: field.width)
+                    let name = String(field.name.dropFirst(handlerPrefix.count))
+                    if let metric = HandlerMetric(recordedName: name, kind: field.kind, unit: field.unit, width: field.width) {
+                        if Record.self == StatsFrame.self, !handlerNames.contains(name) {
+                            handlerMetrics.append(metric)
+                            handlerNames.append(name)
+                        }
+                        column.handlerOffset = handlerNames.firstIndex(of: name)
+                    }
+                    result.append(column)
+                    continue
+                }
                 let name = renamedFields[field.name] ?? field.name
                 let match = current.first {
                     $0.name == name && $0.width == field.width && $0.unit.rawValue == field.unit
@@ -233,8 +285,27 @@ public enum FrameRecording {
             }
             return result
         }
-        let frameColumns = try columns(FrameLayout.frameFields) { Column(width: $0, frameField: $1) }
-        let workerColumns = try columns(FrameLayout.workerFields) { Column(width: $0, workerField: $1) }
+        var frameColumns = try columns(FrameLayout.frameFields) { Column(width: $0, frameField: $1) }
+        var workerColumns = try columns(FrameLayout.workerFields) { Column(width: $0, workerField: $1) }
+        // The handler schema the recording carries; metric indices become word offsets.
+        if let schema = try? HandlerSchema(handlerMetrics) {
+            identity.handler = schema
+            for index in frameColumns.indices {
+                frameColumns[index].handlerOffset = frameColumns[index].handlerOffset.map { schema.offsets[$0] }
+                frameColumns[index].handlerWords = schema.wordCount
+            }
+            for index in workerColumns.indices {
+                // A worker column of a metric the frame table did not declare is skipped.
+                let width = workerColumns[index].width
+                workerColumns[index].handlerOffset = workerColumns[index].handlerOffset.flatMap {
+                    $0 < schema.offsets.count && schema.metrics[$0].width == width ? schema.offsets[$0] : nil
+                }
+                workerColumns[index].handlerWords = schema.wordCount
+            }
+        } else {
+            for index in frameColumns.indices { frameColumns[index].handlerOffset = nil }
+            for index in workerColumns.indices { workerColumns[index].handlerOffset = nil }
+        }
         // A frame is nothing without its number and its time.
         for required in ["frame", "timestamp"] where !frameColumns.contains(where: { $0.frameField?.name == required }) {
             throw .damagedHeader
@@ -274,6 +345,11 @@ public enum FrameRecording {
         var input = ByteReader(bytes: Array(payload))
         var frame = StatsFrame()
         for column in frameColumns {
+            if let offset = column.handlerOffset {
+                guard let words = input.fieldWords(width: column.width) else { return nil }
+                place(words, at: offset, in: &frame.retiredHandler, rowWords: column.handlerWords)
+                continue
+            }
             guard let field = column.frameField else {
                 guard input.skipField(width: column.width) else { return nil }
                 continue
@@ -290,6 +366,11 @@ public enum FrameRecording {
         for _ in 0..<count {
             var worker = WorkerSample()
             for column in workerColumns {
+                if let offset = column.handlerOffset {
+                    guard let words = input.fieldWords(width: column.width) else { return nil }
+                    place(words, at: offset, in: &worker.handler, rowWords: column.handlerWords)
+                    continue
+                }
                 guard let field = column.workerField else {
                     guard input.skipField(width: column.width) else { return nil }
                     continue
@@ -301,6 +382,12 @@ public enum FrameRecording {
         }
         // Every byte of a record belongs to its fields.
         return input.offset == input.bytes.count ? frame : nil
+    }
+
+    /// Puts a handler metric's words at `offset` of a row of `rowWords` words.
+    private static func place(_ words: ArraySlice<UInt64>, at offset: Int, in row: inout [UInt64], rowWords: Int) {
+        if row.count != rowWords { row = [UInt64](repeating: 0, count: rowWords) }
+        for (index, word) in words.enumerated() where offset + index < rowWords { row[offset + index] = word }
     }
 }
 

@@ -211,3 +211,26 @@ extension HandlerSchema {
         }
     }
 }
+
+extension HandlerMetric {
+    /// The field kind a recording's column says.
+    var fieldKind: FieldKind {
+        switch kind {
+        case .counter: .counter
+        case .gauge: .gauge
+        case .histogram: .histogram
+        }
+    }
+
+    /// A metric from a recording's column (its help is not recorded); nil when the column
+    /// does not describe one.
+    init?(recordedName name: String, kind: String, unit: String, width: Int) {
+        guard let unit = FieldUnit(rawValue: unit) else { return nil }
+        switch (kind, width) {
+        case (FieldKind.counter.rawValue, 1): self.init(name: name, kind: .counter, unit: unit, help: "")
+        case (FieldKind.gauge.rawValue, 1): self.init(name: name, kind: .gauge, unit: unit, help: "")
+        case (FieldKind.histogram.rawValue, LatencyBuckets.count): self.init(name: name, kind: .histogram, help: "")
+        default: return nil
+        }
+    }
+}

@@ -32,6 +32,39 @@ import Glibc
         frames.reduce(FrameRecording.header(identity: identity())) { $0 + FrameRecording.record($1) }
     }
 
+    @Test func handlerMetricsAreRecordedAndReadBack() throws {
+        let schema = try HandlerSchema([
+            .counter("requests", help: "Requests answered."),
+            .gauge("in_flight", help: "Requests in progress."),
+            .histogram("latency", help: "Request latency."),
+            .counter("body_bytes", unit: .bytes, help: "Body bytes."),
+        ])
+        var described = identity()
+        described.handler = schema
+        let frames = (1...5 as ClosedRange<UInt64>).map { number -> StatsFrame in
+            var frame = recordedFrame(number: number)
+            var row = [UInt64](repeating: 0, count: schema.wordCount)
+            row[schema.offsets[0]] = number * 100
+            row[schema.offsets[1]] = UInt64(bitPattern: -2)
+            row[schema.offsets[2] + LatencyBuckets.index(number * 1_000_000)] = number
+            row[schema.offsets[3]] = 4096
+            frame.retiredHandler = row
+            for index in frame.workers.indices { frame.workers[index].handler = row.map { $0 &* UInt64(index + 1) } }
+            return frame
+        }
+        let bytes = frames.reduce(FrameRecording.header(identity: described)) { $0 + FrameRecording.record($1, handler: schema) }
+        let contents = try FrameRecording.parse(bytes)
+        #expect(contents.truncation == nil)
+        #expect(contents.identity.handler.metrics.map(\.name) == ["requests", "in_flight", "latency", "body_bytes"])
+        #expect(contents.identity.handler.metrics.map(\.kind) == schema.metrics.map(\.kind))
+        #expect(contents.identity.handler.metrics.map(\.unit) == schema.metrics.map(\.unit))
+        #expect(contents.frames == frames, "every handler row comes back as recorded")
+        // A recording written without handler metrics reads without a schema.
+        let fixedOnly = try FrameRecording.parse(file(frames: frames))
+        #expect(fixedOnly.identity.handler == .empty)
+        #expect(fixedOnly.frames.map(\.number) == frames.map(\.number))
+    }
+
     @Test func framesComeBackAsRecorded() throws {
         let frames = (1...20 as ClosedRange<UInt64>).map(recordedFrame)
         let contents = try FrameRecording.parse(file(frames: frames))
