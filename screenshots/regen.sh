@@ -48,3 +48,10 @@ trap 'rm -f "$RECORDING"' EXIT
   --refresh-ms 250 --record "$RECORDING" > /dev/null 2>&1
 "$SHOT" --cols 120 --rows 32 --keys "sleep:1 End Left Left Left Left Left Left Left ]" --wait 1 --out screenshots/replay.png -- \
   "$IOCPTOP" replay "$RECORDING"
+
+# A server of its own on the core (Examples/ShoutServer) under load, with iocptop attached:
+# the header names its protocol and shows its own metric (Handler lines …/s).
+swift build -c release --package-path Examples/ShoutServer >&2
+"$SHOT" --cols 120 --rows 32 --wait 6 --out screenshots/shout.png -- \
+  env SHOUT="$PWD/Examples/ShoutServer/.build/release/shout-server" \
+  LOAD="$PWD/Examples/ShoutServer/Scripts/shout-load.py" IOCPTOP="$IOCPTOP" screenshots/attach-shout.sh

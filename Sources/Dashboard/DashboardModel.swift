@@ -58,6 +58,8 @@ public struct DashboardModel: Sendable {
     /// The server's handler metrics (from its identity), and their figures over the last
     /// interval, shown in the header.
     public var handler = HandlerSchema.empty
+    /// The protocol served ("echo", "http", a server's own), named in the header.
+    public var protocolName = "echo"
     public private(set) var handlerFigures: [HandlerFigure] = []
 
     public init(backend: String, address: String) {

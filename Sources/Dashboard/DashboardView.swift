@@ -44,7 +44,6 @@ public struct DashboardView: Sendable {
 
         var x = screen.put(" iocptop ", x: 0, y: 0, style: CellStyle(.accent, bold: true))
         if model.replayMode { x = screen.put("REPLAY ", x: x, y: 0, style: CellStyle(.warning, bold: true)) }
-        x = screen.put(" \(model.backend) · \(model.address) · up \(Format.uptime(frame.uptimeNs))", x: x, y: 0)
         var right = "cpu \(Format.fixed(rates.processCPUPercent))% "
         if frame.load.connections > 0 {
             // The built-in load's own view: its rate and round trips, as the client measures them.
@@ -54,6 +53,14 @@ public struct DashboardView: Sendable {
             right = "load \(load) conns · " + right
         }
         if model.paused { right = "PAUSED · " + right }
+        // What the engine is, as much of it as leaves room for the right side.
+        let served = " \(model.protocolName) on \(model.address)"
+        let uptime = " · up \(Format.uptime(frame.uptimeNs))"
+        let backend = " · \(model.backend)"
+        let room = screen.width - right.count - x - 1
+        let left = [served + backend + uptime, served + uptime, served, " \(model.address)"].first { $0.count <= room }
+            ?? " \(model.address)"
+        screen.put(left, x: x, y: 0)
         screen.put(right, x: screen.width - right.count, y: 0, style: model.paused ? CellStyle(.warning, bold: true) : value)
         if frame.auto.enabled {
             let held = frame.auto.isPaused(at: frame.timestampNs)

@@ -61,6 +61,7 @@ final class DashboardMode {
         model = DashboardModel(backend: identity.backend, address: identity.address)
         model.periodNs = identity.clampedPeriodNs
         model.handler = identity.handler
+        model.protocolName = identity.protocolName
         if load.isRunning { model.loadConnections = load.configuration.connections }
         model.replayMode = replay != nil
         if replay != nil {

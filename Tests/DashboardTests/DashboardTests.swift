@@ -58,7 +58,7 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
     @Test func theClassicTerminalShowsHeaderTableAndKeys() {
         let screen = render(model(workers: 4), width: 80, height: 24)
         let lines = (0..<24).map(screen.line)
-        #expect(lines[0].contains("iocptop") && lines[0].contains("io_uring · 127.0.0.1:5150") && lines[0].contains("up 0:00:11"))
+        #expect(lines[0].contains("iocptop") && lines[0].contains("echo on 127.0.0.1:5150 · io_uring") && lines[0].contains("up 0:00:11"))
         #expect(lines[1].contains("Workers") && lines[1].contains("1 run") && lines[1].contains("1/2 running"))
         #expect(lines[1].contains("pending"), "nothing in the header is cut off at 80 columns: \(lines[1])")
         #expect(lines[2].contains("64 open") && lines[2].contains("Work"))
@@ -116,6 +116,17 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         }
         screen = render(recent, width: 100, height: 24)
         #expect(!screen.text.contains("exited"), "gone after five seconds")
+    }
+
+    @Test func aNarrowHeaderDropsDetailRatherThanOverwritingIt() {
+        let loaded = model(workers: 2) { frame in
+            frame.load.connections = 32
+            frame.load.messages = 1_000_000
+        }
+        let line = render(loaded, width: 80, height: 24).line(0)
+        #expect(line.contains(" 127.0.0.1:5150 "), "whole, and apart from the right side: \(line)")
+        #expect(line.contains("load 32×") && line.contains("cpu"), "\(line)")
+        #expect(!line.contains("io_uring"), "the backend gives way first: \(line)")
     }
 
     @Test func theHeaderShowsTheProtocolsOwnFigures() throws {
