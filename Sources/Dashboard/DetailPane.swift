@@ -34,6 +34,10 @@ extension DashboardView {
             line("port", "queue \(frame.port.queueDepth)\(oldest) · \(frame.port.runningThreads)/\(frame.port.concurrency) running · \(frame.port.parkedThreads) parked")
         }
         line("time", "running \(Format.duration(sample.runningNs)) · waiting \(Format.duration(sample.waitingNs)) · blocked \(Format.duration(sample.blockedNs)) · cpu \(Format.duration(sample.cpuNs))")
+        if !model.handler.metrics.isEmpty {
+            // This worker's share of the protocol's own figures, since it started.
+            line("handler", Self.describeShare(model.handler, row: sample.handler))
+        }
         let rows = max(1, (top + height - 1 - y - 2) / 2)
         for (title, interval, total) in [("queue wait", rates.queueWaitHistogram, sample.queueWait),
                                          ("service", rates.serviceHistogram, sample.service)] {
@@ -45,6 +49,22 @@ extension DashboardView {
             line(title, summary)
             y = drawBars(histogram, rows: rows, left: left + 4, top: y, width: inner - 2, into: &screen)
         }
+    }
+
+    /// A worker's handler figures since it started: counters and gauges as numbers (bytes
+    /// as sizes), histograms as count and p99.
+    static func describeShare(_ schema: HandlerSchema, row: [UInt64]) -> String {
+        let values = schema.values(of: [row])
+        return schema.metrics.enumerated().map { index, metric in
+            switch metric.kind {
+            case .counter:
+                metric.unit == .bytes ? "\(metric.name) \(Format.bytes(values.counters[index]))" : "\(metric.name) \(values.counters[index])"
+            case .gauge:
+                "\(metric.name) \(values.gauges[index])"
+            case .histogram:
+                "\(metric.name) \(values.histograms[index].total)× p99 \(Format.latency(values.histograms[index].percentile(0.99)))"
+            }
+        }.joined(separator: " · ")
     }
 
     /// Histogram bars, one per power of two that holds counts (at most `rows`, around the

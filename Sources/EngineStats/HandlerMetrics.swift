@@ -24,8 +24,9 @@ public struct HandlerMetric: Sendable, Hashable {
     /// `.bytes` or `.nanoseconds` for a counter or gauge; a histogram is in nanoseconds.
     public let unit: FieldUnit
 
-    public static let maxNameBytes = 24
-    public static let maxHelpBytes = 80
+    /// What the ring header's entry holds (3 and 10 words, each string zero-terminated).
+    public static let maxNameBytes = 23
+    public static let maxHelpBytes = 79
 
     public init(name: String, kind: Kind, unit: FieldUnit = .none, help: String) {
         self.name = name

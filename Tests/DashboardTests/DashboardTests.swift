@@ -158,6 +158,10 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(header.contains("requests 2.0k/s"), "\(header)")
         #expect(header.contains("in_flight 7"), "\(header)")
         #expect(header.contains("latency p99 1"), "\(header)")
+        // The worker's own share, in its detail pane.
+        shown.detailID = 0
+        let pane = render(shown, width: 120, height: 30).text
+        #expect(pane.contains("handler") && pane.contains("requests 4000 · in_flight 7 · latency 4000× p99"), "\(pane)")
         // Echo declares none: the line says nothing of handlers.
         #expect(!render(model(workers: 2), width: 120, height: 30).line(2).contains("Handler"))
     }

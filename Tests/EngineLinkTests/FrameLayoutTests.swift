@@ -89,6 +89,9 @@ import Glibc
             .counter("requests", help: "Requests answered."),
             .gauge("in_flight", help: "Requests in progress."),
             .histogram("latency", help: "Request latency."),
+            // The longest name and help a declaration takes, kept whole by the header.
+            .counter(String(repeating: "n", count: HandlerMetric.maxNameBytes), unit: .bytes,
+                     help: String(repeating: "h", count: 500)),
         ])
         let ring = StatsRing(capacity: 4, workerCapacity: 3, handler: schema)
         var frame = StatsFrame()

@@ -17,7 +17,7 @@ import Testing
         #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter("Requests", help: "")]) }
         #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter("9lives", help: "")]) }
         #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter("", help: "")]) }
-        #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter(String(repeating: "a", count: 25), help: "")]) }
+        #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter(String(repeating: "a", count: 24), help: "")]) }
         #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema([.counter("a", help: ""), .gauge("a", help: "")]) }
         #expect(throws: HandlerSchema.Invalid.self) { try HandlerSchema((0..<17).map { .counter("m\($0)", help: "") }) }
         #expect(HandlerMetric.counter("x", help: String(repeating: "h", count: 200)).help.utf8.count == HandlerMetric.maxHelpBytes)
