@@ -168,31 +168,32 @@ public struct DashboardView: Sendable {
 
     // MARK: table
 
-    /// A table column: title, width, right-aligned, and which sort column it is.
+    /// A table column: which sort column it is (its title is that column's name, the one the
+    /// status line says when sorting), width, right-aligned.
     struct Column {
-        var title: String
-        var width: Int
         var sort: SortColumn
+        var width: Int
         var rightAligned = true
+        var title: String { sort.description }
     }
 
     /// Columns that fit `width`, in order, with the busy bar's width. Narrow terminals drop
     /// TOTAL first, then IDLE, OUT MB/s, IN MB/s, CONNS, SVC p99, CPU% (README.md lists it).
     static func layout(width: Int) -> (columns: [Column], bar: Int) {
         var columns = [
-            Column(title: "ID", width: 4, sort: .id),
-            Column(title: "STATE", width: 8, sort: .state, rightAligned: false),
-            Column(title: "BUSY", width: 0, sort: .busy, rightAligned: false),
-            Column(title: "CPU%", width: 6, sort: .cpu),
-            Column(title: "COMPL/S", width: 8, sort: .rate),
-            Column(title: "TOTAL", width: 11, sort: .total),
-            Column(title: "IN MB/s", width: 8, sort: .megabytesIn),
-            Column(title: "OUT MB/s", width: 8, sort: .megabytesOut),
-            Column(title: "PEND", width: 6, sort: .pending),
-            Column(title: "CONNS", width: 6, sort: .connections),
-            Column(title: "WAIT p99", width: 8, sort: .queueWait),
-            Column(title: "SVC p99", width: 8, sort: .service),
-            Column(title: "IDLE", width: 7, sort: .idle),
+            Column(sort: .id, width: 4),
+            Column(sort: .state, width: 8, rightAligned: false),
+            Column(sort: .busy, width: 0, rightAligned: false),
+            Column(sort: .cpu, width: 6),
+            Column(sort: .rate, width: 8),
+            Column(sort: .total, width: 11),
+            Column(sort: .megabytesIn, width: 8),
+            Column(sort: .megabytesOut, width: 8),
+            Column(sort: .pending, width: 6),
+            Column(sort: .connections, width: 6),
+            Column(sort: .queueWait, width: 8),
+            Column(sort: .service, width: 8),
+            Column(sort: .idle, width: 7),
         ]
         let minimumBar = 12
         func fixed() -> Int { columns.reduce(0) { $0 + $1.width + 1 } + 1 }
