@@ -94,7 +94,7 @@ public enum FrameRecording {
 
     /// One frame as a record (length, checksum, payload), in the current layout, with the
     /// handler rows `handler` lays out (the schema the header was written with).
-    public static func record(_ frame: StatsFrame, handler: HandlerSchema = .empty) -> [UInt8] {
+    public static func record(_ frame: StatsFrame, handler: HandlerSchema) -> [UInt8] {
         var payload = ByteWriter()
         payload.bytes.reserveCapacity(512 + frame.workers.count * 256)
         for field in FrameLayout.frameFields { append(field, of: frame, to: &payload) }
@@ -291,7 +291,11 @@ public enum FrameRecording {
         if let schema = try? HandlerSchema(handlerMetrics) {
             identity.handler = schema
             for index in frameColumns.indices {
-                frameColumns[index].handlerOffset = frameColumns[index].handlerOffset.map { schema.offsets[$0] }
+                // A second column of a name, with another width, is skipped.
+                let width = frameColumns[index].width
+                frameColumns[index].handlerOffset = frameColumns[index].handlerOffset.flatMap {
+                    schema.metrics[$0].width == width ? schema.offsets[$0] : nil
+                }
                 frameColumns[index].handlerWords = schema.wordCount
             }
             for index in workerColumns.indices {

@@ -16,13 +16,18 @@ public struct HandlerMetric: Sendable, Hashable {
     }
 
     /// snake_case, `[a-z0-9_]`, at most `maxNameBytes` bytes: the metric is exported as
-    /// `iocptop_handler_<name>`.
+    /// `iocptop_handler_<name>`, its unit and kind adding their suffixes — so a name may not end
+    /// in one (`reservedSuffixes`), or two metrics could export the same series.
     public let name: String
     /// One sentence (at most `maxHelpBytes` bytes are kept).
     public let help: String
     public let kind: Kind
     /// `.bytes` or `.nanoseconds` for a counter or gauge; a histogram is in nanoseconds.
     public let unit: FieldUnit
+
+    /// Endings the exporters add (units, `_total`, histogram series, JSON's rates and
+    /// percentiles): a name ending in one is refused.
+    public static let reservedSuffixes = ["_total", "_bytes", "_seconds", "_bucket", "_sum", "_count", "_per_s", "_us"]
 
     /// What the ring header's entry holds (3 and 10 words, each string zero-terminated).
     public static let maxNameBytes = 23
@@ -88,6 +93,9 @@ public struct HandlerSchema: Sendable, Hashable {
                   !(bytes[0] >= 0x30 && bytes[0] <= 0x39) else {
                 throw Invalid(reason: "\"\(metric.name)\" is not a name of 1 to \(HandlerMetric.maxNameBytes) characters a-z, 0-9 and _, not starting with a digit")
             }
+            if let suffix = HandlerMetric.reservedSuffixes.first(where: { metric.name.hasSuffix($0) }) {
+                throw Invalid(reason: "\"\(metric.name)\" ends in \(suffix), which exporters add (declare the unit instead)")
+            }
             guard seen.insert(metric.name).inserted else { throw Invalid(reason: "\"\(metric.name)\" is declared twice") }
         }
         self.init(unchecked: metrics)
@@ -124,11 +132,12 @@ public struct HandlerSchema: Sendable, Hashable {
         return any == 0 ? LatencyHistogram() : LatencyHistogram(counts: counts)
     }
 
-    /// Adds the counters and histograms of `row` into `total` (gauges stay: a retired worker
-    /// holds nothing in progress).
+    /// Adds every word of `row` into `total`: counters and histograms, and gauges too — a
+    /// worker's gauge word is its net share (a connection may go up on one worker and down on
+    /// another), so dropping a retired worker's share would leave the total off for good.
     func fold(_ row: [UInt64], into total: inout [UInt64]) {
         if total.count != wordCount { total = [UInt64](repeating: 0, count: wordCount) }
-        for (index, metric) in metrics.enumerated() where metric.kind != .gauge {
+        for (index, metric) in metrics.enumerated() {
             let start = offsets[index]
             for word in start..<(start + metric.width) where word < row.count { total[word] &+= row[word] }
         }

@@ -73,8 +73,7 @@ public enum MetricsExposition {
             case .bytes: (1, "_bytes")
             case .none: (1, "")
             }
-            // A name that already says its unit ("response_bytes") does not say it twice.
-            let name = base.hasSuffix(unitSuffix) ? base : base + unitSuffix
+            let name = base + unitSuffix
             switch field.kind {
             case .counter:
                 // The text format names the family as its samples (`…_total`); OpenMetrics names

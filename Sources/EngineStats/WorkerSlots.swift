@@ -233,7 +233,7 @@ public struct RetiredWork: Sendable, Hashable {
     public var counts = WorkerCounts()
     public var queueWait = LatencyHistogram()
     public var service = LatencyHistogram()
-    /// Their handler counters and histograms (`HandlerSchema`; gauges are not kept).
+    /// Their handler words (`HandlerSchema`): counters, histograms and gauge shares.
     public var handler: [UInt64] = []
 
     public init() {}

@@ -32,7 +32,10 @@ public struct ConnectionContext {
     }
 
     /// Moves gauge `metric` up or down by `delta` (each worker keeps its share; the total is
-    /// their sum, so a connection may go up on one worker and down on another).
+    /// their sum, so a connection may go up on one worker and down on another). Like every
+    /// handler metric it is not kept while the drain runs a strand: a gauge stays exact when
+    /// raised and lowered within handler calls of a serving engine (work in progress around a
+    /// blocking call, requests between their parse and their response).
     @inline(__always)
     public func adjust(_ metric: Int, by delta: Int) {
         guard let worker, worker.counts else { return }
@@ -63,8 +66,8 @@ extension PortServer {
     /// out of range).
     @inline(__always)
     func handlerOffset(_ index: Int, _ kind: HandlerMetric.Kind) -> Int {
-        precondition(index >= 0 && index < handlerSchema.metrics.count && handlerSchema.metrics[index].kind == kind,
+        precondition(index >= 0 && index < handlerTable.count && handlerTable[index].kind == kind,
                      "handler metric \(index) is not a declared \(kind)")
-        return handlerSchema.offsets[index]
+        return handlerTable[index].offset
     }
 }

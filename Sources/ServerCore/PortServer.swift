@@ -61,6 +61,8 @@ public final class PortServer: @unchecked Sendable {
     let slots: WorkerSlots
     /// The protocol's handler metrics, as workers keep them and frames carry them.
     public let handlerSchema: HandlerSchema
+    /// Each metric's kind and word offset, flat: what a handler's update checks and uses.
+    let handlerTable: [(kind: HandlerMetric.Kind, offset: Int)]
     /// CLOCK_MONOTONIC at start, in ns.
     let startedNs = UInt64(CIOURing_now_ns())
     /// Process CPU time at start, in ns: frames count CPU from here.
@@ -155,6 +157,7 @@ public final class PortServer: @unchecked Sendable {
         } catch {
             throw EngineError.invalidConfiguration("\(serving.name): \(error)")
         }
+        handlerTable = zip(handlerSchema.metrics, handlerSchema.offsets).map { ($0.kind, $1) }
         slots = WorkerSlots(capacity: EngineConfiguration.maxWorkers, handler: handlerSchema)
         self.configuration = configuration
         self.serving = serving

@@ -146,8 +146,9 @@ struct BatchReport {
             // The worker's share of the handler's counters and gauges.
             if !identity.handler.metrics.isEmpty {
                 let values = identity.handler.values(of: [sample.handler])
+                // The same keys and units as the `handler` object, prefixed.
                 for field in identity.handler.fields where field.kind != .histogram {
-                    object.add("handler_\(field.name)", Int(truncatingIfNeeded: Int64(bitPattern: field.word(of: values))))
+                    object.add(field, of: values, prefix: "handler_")
                 }
             }
             return object

@@ -26,13 +26,16 @@ struct JSONLine {
 
     /// A frame field under its JSON key, in JSON's units (seconds for durations); nothing for a
     /// field JSON leaves out.
-    mutating func add<Record>(_ field: FrameField<Record>, of record: Record) {
-        guard let name = field.json else { return }
+    /// The field under its JSON key (after `prefix`), in its unit.
+    mutating func add<Record>(_ field: FrameField<Record>, of record: Record, prefix: String = "") {
+        guard let json = field.json else { return }
+        let name = prefix + json
         let word = field.word(of: record)
         switch (field.kind, field.unit) {
         case (.flag, _): add(name, word != 0)
         case (.state, _): add(name, (WorkerState(rawValue: word) ?? .unused).description)
-        case (_, .nanoseconds): add(name, Double(word) / 1e9, decimals: 3)
+        case (_, .nanoseconds):
+            add(name, (field.isSigned ? Double(Int64(bitPattern: word)) : Double(word)) / 1e9, decimals: 3)
         case (.counter, _): add(name, word)
         default: add(name, Int(truncatingIfNeeded: Int64(bitPattern: word)))
         }

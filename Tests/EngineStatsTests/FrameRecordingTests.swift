@@ -29,7 +29,7 @@ import Glibc
     }
 
     func file(frames: [StatsFrame]) -> [UInt8] {
-        frames.reduce(FrameRecording.header(identity: identity())) { $0 + FrameRecording.record($1) }
+        frames.reduce(FrameRecording.header(identity: identity())) { $0 + FrameRecording.record($1, handler: .empty) }
     }
 
     @Test func handlerMetricsAreRecordedAndReadBack() throws {
@@ -37,7 +37,7 @@ import Glibc
             .counter("requests", help: "Requests answered."),
             .gauge("in_flight", help: "Requests in progress."),
             .histogram("latency", help: "Request latency."),
-            .counter("body_bytes", unit: .bytes, help: "Body bytes."),
+            .counter("body", unit: .bytes, help: "Body bytes."),
         ])
         var described = identity()
         described.handler = schema
@@ -55,7 +55,7 @@ import Glibc
         let bytes = frames.reduce(FrameRecording.header(identity: described)) { $0 + FrameRecording.record($1, handler: schema) }
         let contents = try FrameRecording.parse(bytes)
         #expect(contents.truncation == nil)
-        #expect(contents.identity.handler.metrics.map(\.name) == ["requests", "in_flight", "latency", "body_bytes"])
+        #expect(contents.identity.handler.metrics.map(\.name) == ["requests", "in_flight", "latency", "body"])
         #expect(contents.identity.handler.metrics.map(\.kind) == schema.metrics.map(\.kind))
         #expect(contents.identity.handler.metrics.map(\.unit) == schema.metrics.map(\.unit))
         #expect(contents.frames == frames, "every handler row comes back as recorded")
@@ -88,7 +88,7 @@ import Glibc
         for cut in [bytes.count * 6 / 10, bytes.count - 1, bytes.count - 5, header + 3] {
             let contents = try FrameRecording.parse(Array(bytes[0..<cut]))
             let whole = frames.indices.filter { index in
-                header + frames[0...index].reduce(0) { $0 + FrameRecording.record($1).count } <= cut
+                header + frames[0...index].reduce(0) { $0 + FrameRecording.record($1, handler: .empty).count } <= cut
             }.count
             #expect(contents.frames == Array(frames.prefix(whole)), "cut at \(cut)")
             #expect(contents.truncation != nil, "cut at \(cut)")
@@ -99,7 +99,7 @@ import Glibc
         let frames = (1...6 as ClosedRange<UInt64>).map(recordedFrame)
         var bytes = file(frames: frames)
         let third = FrameRecording.header(identity: identity()).count
-            + frames.prefix(2).reduce(0) { $0 + FrameRecording.record($1).count }
+            + frames.prefix(2).reduce(0) { $0 + FrameRecording.record($1, handler: .empty).count }
         bytes[third + 20] ^= 0x55
         let contents = try FrameRecording.parse(bytes)
         #expect(contents.frames == Array(frames.prefix(2)))
@@ -163,7 +163,7 @@ import Glibc
         // The record in that table: the unknown field first, then the others.
         var payload = ByteWriter()
         payload.varint(31337)
-        let current = FrameRecording.record(frame)
+        let current = FrameRecording.record(frame, handler: .empty)
         let full = try FrameRecording.parse(FrameRecording.header(identity: identity()) + current)
         #expect(full.frames == [frame])
         for field in frameFields { encode(field, of: frame, into: &payload) }
@@ -215,7 +215,7 @@ import Glibc
         unlink(path)
 
         // A bound smaller than the frames: it stops there, says so, and the file stays whole.
-        let bounded = FrameRecording.header(identity: identity()).count + 5 * FrameRecording.record(recordedFrame(number: 31)).count
+        let bounded = FrameRecording.header(identity: identity()).count + 5 * FrameRecording.record(recordedFrame(number: 31), handler: .empty).count
         let small = try FrameRecorder(path: path, ring: ring, maxBytes: bounded + 100)
         small.start()
         for number in 31...60 as ClosedRange<UInt64> { ring.publish(recordedFrame(number: number)) }
@@ -277,7 +277,7 @@ import Glibc
         out.word(UInt64(FrameLayout.workerFields.count))
         for field in FrameLayout.workerFields { out.field(field.name, oldKind(field.kind), field.unit, field.width) }
         out.word(FrameRecording.checksum(out.bytes))
-        let record = FrameRecording.record(frame)
+        let record = FrameRecording.record(frame, handler: .empty)
         let contents = try FrameRecording.parse(out.bytes + record)
         #expect(contents.frames == [frame])
         #expect(contents.frames.first?.auto.completionsPerSecond == 777)
@@ -305,7 +305,7 @@ import Glibc
         // Mutated records with valid checksums: read or refused, never a trap; the frames read
         // are whole.
         var generator = SeededGenerator(seed: 2026)
-        let good = FrameRecording.record(recordedFrame(number: 9))
+        let good = FrameRecording.record(recordedFrame(number: 9), handler: .empty)
         let header = FrameRecording.header(identity: identity())
         for _ in 0..<2000 {
             var body = Array(good.dropFirst(8))

@@ -35,7 +35,7 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
     // A protocol's own figures: 10 requests per live worker, 3 in flight, one latency each.
     identity.handler = try! HandlerSchema([
         .counter("requests", help: "Requests answered."),
-        .counter("response_bytes", unit: .bytes, help: "Bytes of responses."),
+        .counter("response", unit: .bytes, help: "Bytes of responses."),
         .gauge("in_flight", help: "Requests in progress."),
         .histogram("request_latency", help: "Request latency."),
     ])

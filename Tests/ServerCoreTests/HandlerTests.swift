@@ -53,7 +53,7 @@ import Glibc
         #expect(String(decoding: got, as: UTF8.self) == expected)
         // The handler's own counters, kept per worker, add up in the frames.
         let schema = server.handlerSchema
-        #expect(schema.metrics.map(\.name) == ["lines", "line_bytes", "sleeping", "sleep_time"])
+        #expect(schema.metrics.map(\.name) == ["lines", "line_size", "sleeping", "sleep_time"])
         let values = schema.values(of: server.currentFrame().handlerRows)
         #expect(values.counters[LineProtocol.lines] == 2000)
         #expect(values.counters[LineProtocol.lineBytes] == UInt64(lines.reduce(0) { $0 + $1.utf8.count + 1 }))

@@ -17,7 +17,7 @@ struct LineProtocol: ServerProtocol {
     /// Lines answered, their bytes, handlers asleep now, and how long each sleep took.
     let metrics: [HandlerMetric] = [
         .counter("lines", help: "Lines answered."),
-        .counter("line_bytes", unit: .bytes, help: "Bytes of the lines answered, newlines included."),
+        .counter("line_size", unit: .bytes, help: "Bytes of the lines answered, newlines included."),
         .gauge("sleeping", help: "Handlers inside a SLEEP now."),
         .histogram("sleep_time", help: "How long each SLEEP took."),
     ]
