@@ -19,10 +19,12 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
+        // io_uring, futex and accept4 over the kernel ABI, with the ring's barriers (no liburing).
         .target(name: "CIOURing", cSettings: [.define("_GNU_SOURCE")]),
         // The completion port: IOCP's model (a FIFO of packets, a thread pool, a concurrency limit)
         // over io_uring or epoll.
         .target(name: "CompletionPort", dependencies: ["CIOURing"]),
+        // Atomic loads, stores and fences on raw 64-bit words (worker slots, the shared ring).
         .target(name: "CAtomicWords"),
         // Threads that report a failed start and are joined at most once (workers, samplers, servers).
         .target(name: "NativeThreads"),
@@ -31,22 +33,27 @@ let package = Package(
         // What every viewer shares: frames, the stats ring, commands and the control they go through,
         // recordings, warnings, auto mode's policy and sizer. Knows no protocol and no engine.
         .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare", "NativeThreads"]),
-        // The server: listener, connections, buffers, the worker pool, drain, frames — serving echo.
+        // The server core: listener, connections, buffers, back-pressure, the worker pool, drain,
+        // frames, commands — serving any protocol through ConnectionHandler; echo is the first.
         .target(name: "ServerCore", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
         .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
+        // ncursesw, with a shim for the macros Swift cannot import.
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
         .target(name: "Dashboard", dependencies: ["EngineStats", "CNcurses"]),
+        // The echo load generator: verification, pipelining, streaming, HdrHistogram latency.
         .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", "NativeThreads", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // --metrics: the Prometheus exposition over HTTP, on a completion port of its own.
         .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort", "NativeThreads"]),
+        // The executable: argument parsing and modes (dashboard, --batch, serve, list, attach, replay, load).
         .executableTarget(name: "iocptop", dependencies: [
             "ServerCore", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // iocptop-port-bench and iocptop-engine-bench: the port alone, and the server core in-process.
         .executableTarget(name: "PortBenchmark", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),
         .executableTarget(name: "EngineBenchmark", dependencies: ["CIOURing", "CompletionPort", "ServerCore", "EngineStats", "Loopback"]),
         .testTarget(name: "CompletionPortTests", dependencies: ["CIOURing", "CompletionPort", "Loopback"]),

@@ -20,6 +20,14 @@ public struct ConnectionContext {
     /// The index of the worker's counter slot (nil when the drain runs the strand).
     public var workerIndex: Int? { worker?.slot.index }
 
+    /// Posts a packet to the port (IOCP's `PostQueuedCompletionStatus`): a worker dequeues it
+    /// in FIFO order with every other packet and runs `ServerProtocol.posted(context)`. False
+    /// when the port no longer takes packets (it is closing).
+    @discardableResult
+    public func post(_ context: UInt64) -> Bool {
+        (try? server.port.post(key: PortServer.protocolKey, context: context)) != nil
+    }
+
     // MARK: handler metrics (`ServerProtocol.metrics`, by index)
     // Kept in the running worker's own slot: a relaxed load and store, no lock, no shared line.
     // Nothing is counted while the drain runs a strand, or in an engine that does not count.

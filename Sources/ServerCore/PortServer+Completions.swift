@@ -18,6 +18,9 @@ extension PortServer {
             if counts { worker.slot.countPosted() }
             simulateWork(worker)
             return completion.context == Self.shutdownContext
+        case Self.protocolKey:
+            if counts { worker.slot.countPosted() }
+            serving.posted(completion.context)
         case Self.shrinkKey:
             if counts { worker.slot.countPosted() }
             // Posted only by the sweep, for a slot it found created.

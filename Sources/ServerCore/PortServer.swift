@@ -114,6 +114,9 @@ public final class PortServer: @unchecked Sendable {
     /// Key of the packets the buffer sweep posts: "connection `context`, give your large
     /// buffer back if you are still quiet".
     static let shrinkKey = UInt64.max - 2
+    /// Key of the packets handlers post (`ConnectionContext.post`), served by
+    /// `ServerProtocol.posted`.
+    static let protocolKey = UInt64.max - 3
     /// Context of the shutdown packet posted on `controlKey`.
     static let shutdownContext: UInt64 = 1
     /// Contexts of a connection's operations.

@@ -24,11 +24,18 @@ public protocol ServerProtocol: Sendable {
     /// The figures its handlers keep (`ConnectionContext.count`, `adjust`, `record`, by index
     /// into this array): shown by every viewer beside the core's. At most 16.
     var metrics: [HandlerMetric] { get }
+
+    /// A packet a handler posted (`ConnectionContext.post`, IOCP's
+    /// `PostQueuedCompletionStatus`) has been dequeued: runs on that worker, after the packets
+    /// queued before it and outside every connection's strand (work handed off, a timer's
+    /// tick). It may block inside the port's blocking scope like a handler.
+    func posted(_ context: UInt64)
 }
 
 extension ServerProtocol {
     public var repliesWithInput: Bool { false }
     public var metrics: [HandlerMetric] { [] }
+    public func posted(_ context: UInt64) {}
 }
 
 /// One connection's protocol state, run under the connection's strand: on whichever worker

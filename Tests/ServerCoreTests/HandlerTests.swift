@@ -92,6 +92,23 @@ import Glibc
     }
 
     @Test(arguments: availableBackends)
+    func packetsAHandlerPostsAreServedByWorkers(backend: BackendChoice) throws {
+        let line = LineProtocol()
+        let server = try makeLineServer(backend, line)
+        defer { _ = server.drain() }
+        let client = try connectClient(port: server.listenPort)
+        defer { close(client) }
+        _ = read(client, count: 6)
+        let before = server.currentFrame().totals.posted
+        #expect(send(client, (1...100).map { "POST \($0)\n" }.joined()))
+        #expect(read(client, count: 7 * 100).count == 7 * 100)
+        // Each packet reached `posted` once, on a worker that counted it as a posted packet.
+        #expect(eventually { line.closes.posted.withLock { $0.count } == 100 })
+        #expect(Set(line.closes.posted.withLock { $0 }) == Set(1...100))
+        #expect(eventually { server.currentFrame().totals.posted >= before + 100 })
+    }
+
+    @Test(arguments: availableBackends)
     func aLineSplitAcrossManyReceivesIsOneLine(backend: BackendChoice) throws {
         let server = try makeLineServer(backend)
         defer { _ = server.drain() }

@@ -7,7 +7,8 @@ import Glibc
 
 /// A small line protocol for testing the handler seam: a greeting on open, then one reply per
 /// `\n`-terminated line — the line in upper case, `bye` (and close) for `QUIT`, `slept` after a
-/// 1 ms sleep in the blocking scope for `SLEEP`, and `too long` (and close) for a line longer
+/// 1 ms sleep in the blocking scope for `SLEEP`, `posted` after posting a packet for `POST N`,
+/// and `too long` (and close) for a line longer
 /// than the server's largest input buffer. Every close is recorded with its reason.
 struct LineProtocol: ServerProtocol {
     let name = "line"
@@ -25,7 +26,11 @@ struct LineProtocol: ServerProtocol {
 
     final class Closes: Sendable {
         let reasons = Mutex<[CloseReason]>([])
+        /// Contexts of the packets `posted` received, in order.
+        let posted = Mutex<[UInt64]>([])
     }
+
+    func posted(_ context: UInt64) { closes.posted.withLock { $0.append(context) } }
 
     func makeHandler() -> any ConnectionHandler { LineHandler(closes: closes, careless: careless) }
 }
@@ -59,7 +64,11 @@ final class LineHandler: ConnectionHandler {
             }
             connection.count(LineProtocol.lines)
             connection.count(LineProtocol.lineBytes, by: UInt64(newline + 1))
-            if line.elementsEqual("SLEEP".utf8) {
+            if line.starts(with: "POST ".utf8), let value = UInt64(String(decoding: line.dropFirst(5), as: UTF8.self)) {
+                // Posts a packet with the number; `posted` runs on whichever worker takes it.
+                connection.post(value)
+                output.write("posted\n")
+            } else if line.elementsEqual("SLEEP".utf8) {
                 connection.adjust(LineProtocol.sleeping, by: 1)
                 let start = CIOURing_now_ns()
                 connection.blocking { _ = usleep(1000) }
