@@ -27,7 +27,7 @@ import Glibc
 /// | `CloseHandle(port)`                       | `close()`                         |
 ///
 /// Every method may be called from any thread.
-public final class CompletionPort: @unchecked Sendable {
+public final class CompletionPort: Sendable {
     /// The backend in use.
     public let backend: PortBackend
     /// Why `.auto` did not choose io_uring, when it did not.
