@@ -175,21 +175,37 @@ extension PortServer {
         }
     }
 
+    /// How a receive ended, once the connection no longer counts it in flight.
+    enum ReceiveEnd {
+        /// We cancelled it (to give a large buffer back, or to grow): nothing arrived.
+        case cancelledByUs
+        case failed(Int32)
+        /// 0 bytes: the peer is done sending.
+        case peerClosed
+        case bytes(Int)
+    }
+
+    /// Ends the connection's receive in flight (its result and errno were posted with its
+    /// bit): what every path that applies a receive does first.
+    @inline(__always)
+    func endReceive(_ c: Connection) -> ReceiveEnd {
+        c.inflight -= 1
+        c.receiving = false
+        c.receiveToken = .none
+        let cancelled = c.cancelling
+        c.cancelling = false
+        if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued { return .cancelledByUs }
+        if c.receiveErrno != 0 { return .failed(c.receiveErrno) }
+        return c.receiveResult == 0 ? .peerClosed : .bytes(Int(c.receiveResult))
+    }
+
     private func apply(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
         if bits & Connection.receiveArrived != 0 {
-            c.inflight -= 1
-            c.receiving = false
-            c.receiveToken = .none
-            let cancelled = c.cancelling
-            c.cancelling = false
-            if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
-                // We cancelled it to give the large buffer back: nothing arrived.
-            } else if c.receiveErrno != 0 {
-                fail(c, errno: c.receiveErrno)
-            } else if c.receiveResult == 0 {
-                c.peerClosed = true
-            } else {
-                let bytes = Int(c.receiveResult)
+            switch endReceive(c) {
+            case .cancelledByUs: break
+            case .failed(let code): fail(c, errno: code)
+            case .peerClosed: c.peerClosed = true
+            case .bytes(let bytes):
                 c.buffered += bytes
                 c.moreWaiting = bytes == c.receiveLength
                 slot?.countBytesIn(UInt64(bytes))
@@ -264,22 +280,15 @@ extension PortServer {
         guard c.multishotEnded && c.nextShot == c.shotsEnd else { return }
         c.multishotEnded = false
         c.multishot = false
-        c.inflight -= 1
-        c.receiving = false
-        c.receiveToken = .none
-        let cancelled = c.cancelling
-        c.cancelling = false
-        if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
-            // We cancelled it to grow: `resize` moves the ring to a large buffer.
-        } else if c.receiveErrno == ENOBUFS {
+        switch endReceive(c) {
+        case .cancelledByUs: break  // to grow: `resize` moves the ring to a large buffer
+        case .failed(ENOBUFS):
             // Every provided buffer is held: receive into the connection's own ring for a while.
             c.oneShotReceivesLeft = Connection.oneShotReceivesAfterENOBUFS
-        } else if c.receiveErrno != 0 {
-            fail(c, errno: c.receiveErrno)
-        } else if c.receiveResult == 0 {
-            c.peerClosed = true
+        case .failed(let code): fail(c, errno: code)
+        case .peerClosed: c.peerClosed = true
+        case .bytes: break  // the kernel stopped it after bytes: `advance` arms another
         }
-        // Otherwise the kernel stopped it after bytes: `advance` arms another.
     }
 
     func fail(_ c: Connection, errno: Int32) {

@@ -21,19 +21,11 @@ import Glibc
 extension PortServer {
     func applyHandled(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
         if bits & Connection.receiveArrived != 0 {
-            c.inflight -= 1
-            c.receiving = false
-            c.receiveToken = .none
-            let cancelled = c.cancelling
-            c.cancelling = false
-            if c.receiveErrno == ECANCELED && cancelled && !c.closeIssued {
-                // We cancelled it to give the large buffer back: nothing arrived.
-            } else if c.receiveErrno != 0 {
-                fail(c, errno: c.receiveErrno)
-            } else if c.receiveResult == 0 {
-                c.peerClosed = true
-            } else {
-                let bytes = Int(c.receiveResult)
+            switch endReceive(c) {
+            case .cancelledByUs: break
+            case .failed(let code): fail(c, errno: code)
+            case .peerClosed: c.peerClosed = true
+            case .bytes(let bytes):
                 c.buffered += bytes
                 slot?.countBytesIn(UInt64(bytes))
                 if c.largeIndex >= 0 {
