@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Tests only: NIOHTTP1's decoder (llhttp) is the reference the HTTP parser is checked against.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // io_uring, futex and accept4 over the kernel ABI, with the ring's barriers (no liburing).
@@ -38,6 +40,8 @@ let package = Package(
         .target(name: "ServerCore", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
         .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
+        // HTTP/1.1 on the server core: the request-head parser (zero-copy, strict framing).
+        .target(name: "HTTPServer"),
         // ncursesw, with a shim for the macros Swift cannot import.
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
@@ -60,6 +64,12 @@ let package = Package(
         .testTarget(name: "ServerCoreTests", dependencies: ["CIOURing", "ServerCore", "EngineStats", "CompletionPort", "Loopback"]),
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats", "Loopback"]),
+        .testTarget(name: "HTTPServerTests", dependencies: [
+            "HTTPServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "ServerCore", "EngineStats", "CShare", "Loopback"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "ServerCore", "CompletionPort", "Loopback"]),
