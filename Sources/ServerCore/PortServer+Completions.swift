@@ -199,6 +199,20 @@ extension PortServer {
         return c.receiveResult == 0 ? .peerClosed : .bytes(Int(c.receiveResult))
     }
 
+    /// Ends the connection's send in flight: the bytes it took out (counted for the worker),
+    /// or nil when it failed (the connection is failing).
+    @inline(__always)
+    func endSend(_ c: Connection, slot: WorkerSlot?) -> Int? {
+        c.inflight -= 1
+        c.sending = false
+        guard c.sendErrno == 0 else {
+            fail(c, errno: c.sendErrno)
+            return nil
+        }
+        slot?.countBytesOut(UInt64(c.sendResult))
+        return Int(c.sendResult)
+    }
+
     private func apply(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
         if bits & Connection.receiveArrived != 0 {
             switch endReceive(c) {
@@ -220,17 +234,9 @@ extension PortServer {
                 }
             }
         }
-        if bits & Connection.sendArrived != 0 {
-            c.inflight -= 1
-            c.sending = false
-            if c.sendErrno != 0 {
-                fail(c, errno: c.sendErrno)
-            } else {
-                let bytes = Int(c.sendResult)
-                c.head = (c.head + bytes) % c.buffer.count
-                c.buffered -= bytes
-                slot?.countBytesOut(UInt64(bytes))
-            }
+        if bits & Connection.sendArrived != 0, let bytes = endSend(c, slot: slot) {
+            c.head = (c.head + bytes) % c.buffer.count
+            c.buffered -= bytes
         }
         if bits & (Connection.shotArrived | Connection.shotsEnded) != 0 {
             arrivals!.take(into: c)

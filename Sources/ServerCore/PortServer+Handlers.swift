@@ -38,18 +38,10 @@ extension PortServer {
                 }
             }
         }
-        if bits & Connection.sendArrived != 0 {
-            c.inflight -= 1
-            c.sending = false
-            if c.sendErrno != 0 {
-                fail(c, errno: c.sendErrno)
-            } else {
-                let bytes = Int(c.sendResult)
-                c.outputHead += bytes
-                c.outputCount -= bytes
-                if c.outputCount == 0 { c.outputHead = 0 }
-                slot?.countBytesOut(UInt64(bytes))
-            }
+        if bits & Connection.sendArrived != 0, let bytes = endSend(c, slot: slot) {
+            c.outputHead += bytes
+            c.outputCount -= bytes
+            if c.outputCount == 0 { c.outputHead = 0 }
         }
         if bits & Connection.closeArrived != 0 {
             if c.closeReason == nil { c.closeReason = .byServer }

@@ -13,12 +13,7 @@ import Glibc
 @Suite struct HandlerTests {
     private func makeLineServer(_ backend: BackendChoice, _ line: LineProtocol = LineProtocol(),
                                 configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> PortServer {
-        var configuration = EngineConfiguration()
-        configuration.port = 0
-        configuration.backend = backend
-        configuration.workers = 2
-        configure(&configuration)
-        return try PortServer(configuration: configuration, serving: line)
+        try makeServer(backend, serving: line, workers: 2, configure: configure)
     }
 
     /// Reads until `count` bytes have come or the peer closes; returns them.

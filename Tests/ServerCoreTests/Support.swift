@@ -23,12 +23,18 @@ enum EchoPath: CaseIterable, Sendable, CustomStringConvertible {
 /// An engine on an ephemeral loopback port.
 func makeEngine(_ backend: BackendChoice, path: EchoPath = .inPlace, workers: Int = 4,
                 configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> PortServer {
+    try makeServer(backend, serving: EchoProtocol(inPlace: path == .inPlace), workers: workers, configure: configure)
+}
+
+/// A server of `serving` on an ephemeral loopback port.
+func makeServer(_ backend: BackendChoice, serving: any ServerProtocol, workers: Int = 4,
+                configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> PortServer {
     var configuration = EngineConfiguration()
     configuration.port = 0
     configuration.backend = backend
     configuration.workers = workers
     configure(&configuration)
-    return try PortServer(configuration: configuration, serving: EchoProtocol(inPlace: path == .inPlace))
+    return try PortServer(configuration: configuration, serving: serving)
 }
 
 typealias TestThread = JoinableThread
