@@ -40,8 +40,9 @@ let package = Package(
         .target(name: "ServerCore", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
         .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
-        // HTTP/1.1 on the server core: the request-head parser (zero-copy, strict framing).
-        .target(name: "HTTPServer"),
+        // HTTP/1.1 on the server core: the protocol, its routes, the request-head parser and the
+        // chunked decoder (zero-copy, strict framing).
+        .target(name: "HTTPServer", dependencies: ["ServerCore"]),
         // ncursesw, with a shim for the macros Swift cannot import.
         .systemLibrary(name: "CNcurses", providers: [.apt(["libncurses-dev"])]),
         // Model, view and key map are pure (tested without a terminal); CursesTerminal draws.
@@ -54,7 +55,7 @@ let package = Package(
         .target(name: "Loopback", dependencies: ["CompletionPort", "NativeThreads"]),
         // The executable: argument parsing and modes (dashboard, --batch, serve, list, attach, replay, load).
         .executableTarget(name: "iocptop", dependencies: [
-            "ServerCore", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
+            "ServerCore", "HTTPServer", "EngineStats", "EngineLink", "CShare", "CompletionPort", "LoadGen", "Dashboard", "MetricsServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // iocptop-port-bench and iocptop-engine-bench: the port alone, and the server core in-process.

@@ -54,8 +54,10 @@ final class Connection: @unchecked Sendable {
     static let shotArrived: UInt32 = 32
     /// The multishot receive ended (`shotsEnd`, `receiveResult`, `receiveErrno`).
     static let shotsEnded: UInt32 = 64
+    /// The maintenance thread found the connection's deadline passed (`deadline`).
+    static let deadlineArrived: UInt32 = 128
     static let arrivedMask: UInt32 = receiveArrived | sendArrived | closeArrived | shrinkArrived
-        | shotArrived | shotsEnded
+        | shotArrived | shotsEnded | deadlineArrived
 
     /// The completion key of this connection.
     let slot: Int
@@ -77,6 +79,16 @@ final class Connection: @unchecked Sendable {
     /// strand, 16–31 the submitter of the receive in flight, 32–47 of the send in flight.
     /// Written by the strand owner, read by the sampler.
     let attribution = Atomic<UInt64>(0)
+    /// When the connection times out (`CIOURing_now_ns` clock), 0 for never: set by its
+    /// handler (`ConnectionContext.setDeadline`) or by a lingering close, read by the
+    /// maintenance thread, which posts `deadlineArrived` once it has passed. The owner checks
+    /// it again before closing (a handler may have moved it since, or the slot serves another
+    /// connection). relaxed: a hint read on its own; a stale read costs one packet that finds
+    /// nothing to do, or one more tick.
+    let deadline = Atomic<Int64>(0)
+    /// A `deadlineArrived` packet is queued for this slot (set by the maintenance thread,
+    /// cleared by the strand that serves it): one at a time. relaxed, as `deadline`.
+    let deadlinePosted = Atomic<Bool>(false)
 
     // Results posted by arriving workers, read by the owner after the acquiring RMW that takes
     // the arrived bits (they are written before the releasing RMW that sets the bit).
@@ -149,6 +161,10 @@ final class Connection: @unchecked Sendable {
     var readingPaused = false
     /// The handler asked to close once the output has been sent.
     var closeAfterFlush = false
+    /// ... and to linger first (`HandlerVerdict.lingeringClose`); `lingering`: the sending
+    /// side is shut down and what arrives is discarded until the peer closes or the deadline.
+    var lingerAfterFlush = false
+    var lingering = false
     /// Why the connection is closing (told to the handler); nil while it is not.
     var closeReason: CloseReason?
 
@@ -197,7 +213,11 @@ final class Connection: @unchecked Sendable {
         handlerOpened = false
         readingPaused = false
         closeAfterFlush = false
+        lingerAfterFlush = false
+        lingering = false
         closeReason = nil
+        // relaxed: see `deadline`; the owner's store, before the slot's connection is open.
+        deadline.store(0, ordering: .relaxed)
     }
 
     /// Publishes who last ran the strand and who submitted the operations in flight.

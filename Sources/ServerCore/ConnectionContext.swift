@@ -1,3 +1,4 @@
+import CIOURing
 import EngineStats
 
 /// What a handler may use while it runs: the connection's slot, the worker running it, and the
@@ -27,6 +28,35 @@ public struct ConnectionContext {
     public func post(_ context: UInt64) -> Bool {
         (try? server.port.post(key: PortServer.protocolKey, context: context)) != nil
     }
+
+    // MARK: deadlines
+
+    /// Closes the connection (`CloseReason.timedOut`) unless the handler moves or clears this
+    /// deadline before `nanoseconds` have passed: a header timeout, an idle keep-alive timeout.
+    /// Checked by the core's maintenance thread every 100 ms, so a connection closes up to
+    /// 100 ms late; the close is served by a worker like any completion. One relaxed store.
+    @inline(__always)
+    public func setDeadline(in nanoseconds: Int64) {
+        // relaxed: see `Connection.deadline`.
+        server.connections[slot].deadline.store(max(1, CIOURing_now_ns() &+ nanoseconds), ordering: .relaxed)
+    }
+
+    /// Sets the deadline to `nanoseconds` after `now` (a `CIOURing_now_ns` reading the
+    /// handler already took): no clock read.
+    @inline(__always)
+    public func setDeadline(in nanoseconds: Int64, from now: Int64) {
+        server.connections[slot].deadline.store(max(1, now &+ nanoseconds), ordering: .relaxed)
+    }
+
+    /// No deadline: the connection stays open however long it is quiet.
+    @inline(__always)
+    public func clearDeadline() {
+        server.connections[slot].deadline.store(0, ordering: .relaxed)
+    }
+
+    /// The core's monotonic clock, in ns (what deadlines are measured on).
+    @inline(__always)
+    public static func now() -> Int64 { CIOURing_now_ns() }
 
     // MARK: handler metrics (`ServerProtocol.metrics`, by index)
     // Kept in the running worker's own slot: a relaxed load and store, no lock, no shared line.

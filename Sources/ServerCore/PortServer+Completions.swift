@@ -27,6 +27,12 @@ extension PortServer {
             let connection = connections[Int(completion.context)]
             let owned = connection.arrive(Connection.shrinkArrived)
             if owned != 0 { pump(connection, owned, worker: worker) }
+        case Self.deadlineKey:
+            if counts { worker.slot.countPosted() }
+            // Posted only by the deadline check, for a slot it found created.
+            let connection = connections[Int(completion.context)]
+            let owned = connection.arrive(Connection.deadlineArrived)
+            if owned != 0 { pump(connection, owned, worker: worker) }
         default:
             let connection = connections[Int(completion.key)]
             let bit: UInt32

@@ -26,15 +26,18 @@ extension PortServer {
             case .failed(let code): fail(c, errno: code)
             case .peerClosed: c.peerClosed = true
             case .bytes(let bytes):
-                c.buffered += bytes
                 slot?.countBytesIn(UInt64(bytes))
-                if c.largeIndex >= 0 {
+                if c.lingering {
+                    // Discarded: the handler is done with this connection.
+                } else if c.largeIndex >= 0 {
+                    c.buffered += bytes
                     // relaxed: a hint for the sweep (see `Connection.active`).
                     c.active.store(true, ordering: .relaxed)
                     c.wantsSmall = false
-                } else if bytes == c.receiveLength && bufferPool != nil {
+                } else {
+                    c.buffered += bytes
                     // The receive filled the small buffer: more is arriving than it holds.
-                    c.wantsLarge = true
+                    if bytes == c.receiveLength && bufferPool != nil { c.wantsLarge = true }
                 }
             }
         }
@@ -50,6 +53,7 @@ extension PortServer {
         if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
             c.wantsSmall = true
         }
+        if bits & Connection.deadlineArrived != 0 { checkDeadline(c) }
     }
 
     /// Runs the handler on what it can take now, then starts the send and the receive that
@@ -94,7 +98,10 @@ extension PortServer {
                 c.failed = true
             }
         }
-        if !c.failed && !c.closing && !c.closeAfterFlush && !c.readingPaused && !c.receiving && !c.peerClosed
+        if !c.failed && !c.closing && c.lingerAfterFlush && !c.lingering && c.outputCount == 0 && !c.sending {
+            startLingering(c)
+        }
+        if !c.failed && !c.closing && (!c.closeAfterFlush || c.lingering) && !c.readingPaused && !c.receiving && !c.peerClosed
             && !c.wantsLarge && !c.wantsSmall && c.buffered < c.buffer.count {
             if c.head > 0 {
                 // The unconsumed bytes (a partial message) move to the front: the receive gets
@@ -116,7 +123,10 @@ extension PortServer {
             }
         }
         if !c.failed && !c.closing && c.outputCount == 0 && !c.sending {
-            if c.closeAfterFlush {
+            if c.lingering {
+                // Closes once the peer has closed too (or the deadline, or a reset).
+                if c.peerClosed { c.closing = true }
+            } else if c.closeAfterFlush {
                 c.closing = true
             } else if c.peerClosed && !c.readingPaused {
                 // Half-close: the peer is done sending and everything owed to it was sent.
@@ -186,6 +196,10 @@ extension PortServer {
             if c.closeReason == nil { c.closeReason = .byHandler }
         case .closeNow:
             c.closing = true
+            if c.closeReason == nil { c.closeReason = .byHandler }
+        case .lingeringClose:
+            c.closeAfterFlush = true
+            c.lingerAfterFlush = true
             if c.closeReason == nil { c.closeReason = .byHandler }
         }
     }

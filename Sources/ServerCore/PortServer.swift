@@ -117,6 +117,9 @@ public final class PortServer: @unchecked Sendable {
     /// Key of the packets handlers post (`ConnectionContext.post`), served by
     /// `ServerProtocol.posted`.
     static let protocolKey = UInt64.max - 3
+    /// Key of the packets the deadline check posts: "connection `context`, your deadline has
+    /// passed" (see `expireDeadlines`).
+    static let deadlineKey = UInt64.max - 4
     /// Context of the shutdown packet posted on `controlKey`.
     static let shutdownContext: UInt64 = 1
     /// Contexts of a connection's operations.
@@ -233,6 +236,7 @@ public final class PortServer: @unchecked Sendable {
                 // the FIFO, and frames would show an empty queue exactly when it is longest.
                 engine.port.harvestIfNobodyLeads()
                 engine.sweepIdleBuffers()
+                engine.expireDeadlines()
             }
             maintenance.withLock { $0 = ticker }
         } catch {

@@ -76,6 +76,11 @@ public enum HandlerVerdict: Sendable, Hashable {
     case pauseReading
     /// Send what was written, then close (a `Connection: close` response).
     case closeAfterFlush
+    /// Send what was written, shut down the sending side, then read and discard whatever
+    /// the peer still sends until it closes, for at most `PortServer.lingerNs` — then close.
+    /// For refusing a request whose rest is still arriving (a body too large, garbage): closed
+    /// at once, the socket would reset and the client could lose the response it is owed.
+    case lingeringClose
     /// Close at once; what was written and not sent is dropped.
     case closeNow
 }
@@ -90,6 +95,8 @@ public enum CloseReason: Sendable, Hashable {
     case failed(errno: Int32)
     /// The server closed it: drain, or the input outgrew every buffer.
     case byServer
+    /// Its deadline passed (`ConnectionContext.setDeadline`: a header or idle timeout).
+    case timedOut
 }
 
 /// A handler metric's declaration (defined beside the frames that carry it), named here so a

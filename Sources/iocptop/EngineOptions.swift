@@ -1,13 +1,31 @@
 import ArgumentParser
 import CompletionPort
+import HTTPServer
 import ServerCore
 
 extension BackendChoice: ExpressibleByArgument {}
+
+/// The protocols `--protocol` names.
+enum ProtocolChoice: String, ExpressibleByArgument, CaseIterable {
+    case echo, http
+}
 
 /// Options shared by every mode that runs the engine.
 struct EngineOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "TCP port to listen on.")
     var port: UInt16 = 5150
+
+    @Option(name: .customLong("protocol"), help: "What the port serves: echo, or http (HTTP/1.1: see README for the routes).")
+    var serverProtocol: ProtocolChoice = .echo
+
+    @Option(name: .customLong("max-body"), parsing: .unconditional, help: "HTTP: largest request body in bytes (413 beyond).")
+    var maxBody = 1 << 20
+
+    @Option(name: .customLong("header-timeout"), parsing: .unconditional, help: "HTTP: seconds a request head may take to arrive (slowloris).")
+    var headerTimeout = 10.0
+
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: "HTTP: seconds a keep-alive connection may wait for its next request.")
+    var idleTimeout = 60.0
 
     @Option(help: "IPv4 or IPv6 address to bind (0.0.0.0 or :: open the echo port to other hosts).")
     var bind = "127.0.0.1"
@@ -60,8 +78,25 @@ struct EngineOptions: ParsableArguments {
         guard blockMicroseconds >= 0, blockMicroseconds <= 1_000_000 else { throw ValidationError("--block-us must be between 0 and 1000000") }
         guard maxConnections > 0, maxConnections <= 1 << 22 else { throw ValidationError("--max-connections must be between 1 and 4194304") }
         guard bufferSize >= 64, bufferSize <= 1 << 24 else { throw ValidationError("--buffer-size must be between 64 and 16777216") }
+        guard maxBody >= 0, maxBody <= 1 << 30 else { throw ValidationError("--max-body must be between 0 and 1073741824") }
+        guard headerTimeout >= 0.1, headerTimeout <= 3600 else { throw ValidationError("--header-timeout must be between 0.1 and 3600 seconds") }
+        guard idleTimeout >= 0.1, idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be between 0.1 and 86400 seconds") }
         guard providedBuffers == 0 || (providedBuffers <= 32768 && providedBuffers & (providedBuffers - 1) == 0) else {
             throw ValidationError("--provided-buffers must be 0 or a power of two up to 32768")
+        }
+    }
+
+    /// The protocol the engine serves.
+    var serving: any ServerProtocol {
+        switch serverProtocol {
+        case .echo:
+            return EchoProtocol()
+        case .http:
+            var configuration = HTTPConfiguration()
+            configuration.maxBody = maxBody
+            configuration.headerTimeoutNs = Int64(headerTimeout * 1e9)
+            configuration.idleTimeoutNs = Int64(idleTimeout * 1e9)
+            return HTTPProtocol(configuration: configuration)
         }
     }
 

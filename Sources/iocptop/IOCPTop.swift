@@ -70,7 +70,7 @@ struct TopCommand: ParsableCommand {
         let dashboard = display.wantsDashboard()
         // Blocked before any thread starts, so every engine thread inherits the mask.
         let signals = StopSignals(resize: dashboard)
-        let server = try EngineStart.engine(engine.engineConfiguration)
+        let server = try EngineStart.engine(engine)
         let publication = try EngineStart.publish(server)
         defer { publication.withdraw() }
         let recorder: FrameRecorder?

@@ -28,7 +28,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let signals = StopSignals()
-        let server = try EngineStart.engine(engine.engineConfiguration)
+        let server = try EngineStart.engine(engine)
         let publication = try EngineStart.publish(server)
         defer { publication.withdraw() }
         let recorder: FrameRecorder?
@@ -70,9 +70,9 @@ struct ServeCommand: ParsableCommand {
 /// What every mode that runs an engine does first: start it, publish it, say so.
 enum EngineStart {
     /// Starts the engine, or prints one line and exits 1.
-    static func engine(_ configuration: EngineConfiguration) throws -> PortServer {
+    static func engine(_ options: EngineOptions) throws -> PortServer {
         do {
-            return try PortServer(configuration: configuration)
+            return try PortServer(configuration: options.engineConfiguration, serving: options.serving)
         } catch {
             printError("iocptop: \(error)")
             throw ExitCode(1)
