@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "EngineStatsTests", dependencies: ["EngineStats", "CIOURing", "Loopback"]),
         .testTarget(name: "MetricsServerTests", dependencies: ["MetricsServer", "EngineStats", "Loopback"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer",
+            "HTTPServer", "ServerCore", "EngineStats", "CompletionPort", "Loopback",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
