@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "iocptop-engine-bench", targets: ["EngineBenchmark"]),
         .library(name: "CompletionPort", targets: ["CompletionPort"]),
         .library(name: "ServerCore", targets: ["ServerCore"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
         .library(name: "EngineStats", targets: ["EngineStats"]),
         .library(name: "EngineLink", targets: ["EngineLink"]),
         .library(name: "LoadGen", targets: ["LoadGen"]),

@@ -16,6 +16,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "ServerCore", package: "iocptop"),
+                .product(name: "HTTPServer", package: "iocptop"),
                 .product(name: "CompletionPort", package: "iocptop"),
             ],
             path: "Benchmarks/EchoAllocations",
