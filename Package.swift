@@ -51,7 +51,7 @@ let package = Package(
         // The echo load generator: verification, pipelining, streaming, HdrHistogram latency.
         .target(name: "LoadGen", dependencies: ["CIOURing", "CAtomicWords", "EngineStats", "NativeThreads", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // --metrics: the Prometheus exposition over HTTP, on a completion port of its own.
-        .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
+        .target(name: "MetricsServer", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "HTTPServer", "NativeThreads"]),
         // Loopback sockets and joinable threads shared by the tests and the benchmarks.
         .target(name: "Loopback", dependencies: ["CompletionPort", "NativeThreads"]),
         // The executable: argument parsing and modes (dashboard, --batch, serve, list, attach, replay, load).

@@ -245,3 +245,33 @@ public enum HTTPHeadParser {
         return .other
     }
 }
+
+extension HTTPHeadParser {
+    /// Calls `body` with each header field's name and value (surrounding whitespace trimmed)
+    /// of a head `parse` accepted from `bytes`, in order.
+    public static func forEachField(in bytes: UnsafeRawBufferPointer, of head: HTTPRequestHead,
+                                    _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+        var at = 0
+        // Past the request line.
+        while at + 1 < head.length && !(bytes[at] == cr && bytes[at + 1] == lf) { at += 1 }
+        at += 2
+        while at + 1 < head.length && bytes[at] != cr {
+            let nameStart = at
+            while bytes[at] != UInt8(ascii: ":") { at += 1 }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<at])
+            at += 1
+            while bytes[at] == sp || bytes[at] == tab { at += 1 }
+            let valueStart = at
+            while bytes[at] != cr { at += 1 }
+            var valueEnd = at
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == sp || bytes[valueEnd - 1] == tab) { valueEnd -= 1 }
+            body(name, UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
+            at += 2
+        }
+    }
+
+    /// Whether a field name is `lowercase`, ignoring ASCII case.
+    public static func fieldName(_ name: UnsafeRawBufferPointer, is lowercase: StaticString) -> Bool {
+        equalsIgnoringCase(name, 0..<name.count, lowercase)
+    }
+}

@@ -1,6 +1,8 @@
 import EngineStats
+import HTTPServer
 
-/// The metrics server's HTTP/1.x: one request read whole (line and headers), one reply.
+/// The metrics server's HTTP/1.x: one request read whole (line and headers) by the HTTP
+/// server's own parser (`HTTPHeadParser`: the same strict framing), one reply.
 enum HTTPRequest {
     /// The reply to the bytes received so far, or nil while the request is incomplete and
     /// still plausible. Garbage is answered (400) as soon as it is seen.
@@ -18,24 +20,28 @@ enum HTTPRequest {
         if index < bytes.count, index == 0 || index > 16 || bytes[index] != UInt8(ascii: " ") {
             return status(400, "Bad Request")
         }
-        guard let end = headerEnd(bytes) else {
+        let head: HTTPRequestHead
+        switch HTTPHeadParser.parse(bytes) {
+        case .incomplete:
             // A request line that ended badly need not wait for the headers.
             if let lineEnd = firstLineEnd(bytes), requestLine(bytes[..<lineEnd]) == nil { return status(400, "Bad Request") }
             return nil
+        case .invalid(let code, _):
+            return status(code, reason(code))
+        case .head(let parsed):
+            head = parsed
         }
-        let head = bytes[..<end]
-        guard head.allSatisfy({ $0 == 9 || $0 == 10 || $0 == 13 || (32...126).contains($0) }),
-              let lineEnd = firstLineEnd(bytes), let line = requestLine(bytes[..<lineEnd])
-        else { return status(400, "Bad Request") }
-        guard line.method == "GET" || line.method == "HEAD" else {
+        guard head.method == .get || head.method == .head else {
             return status(405, "Method Not Allowed", extraHeaders: "Allow: GET, HEAD\r\n")
         }
-        let path = line.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        guard path == "/metrics" else { return status(404, "Not Found") }
-        let headers = String(decoding: bytes[lineEnd..<end], as: UTF8.self).lowercased()
-        let openMetrics = headers.split(separator: "\n").contains { field in
-            field.hasPrefix("accept:") && field.contains("application/openmetrics-text")
+        let target = bytes[head.target]
+        let path = target.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first ?? target[...]
+        guard path.elementsEqual("/metrics".utf8) else { return status(404, "Not Found") }
+        var accept: [String] = []
+        HTTPHeadParser.forEachField(in: bytes, of: head) { name, value in
+            if HTTPHeadParser.fieldName(name, is: "accept") { accept.append(String(decoding: value, as: UTF8.self)) }
         }
+        let openMetrics = ExpositionNegotiation.prefersOpenMetrics(accept)
         let (identity, frame) = frames()
         let number = frame?.number ?? 0
         let cached = openMetrics ? cache.openMetrics : cache.text
@@ -48,7 +54,7 @@ enum HTTPRequest {
         }
         let type = openMetrics ? MetricsExposition.openMetricsContentType : MetricsExposition.textContentType
         var reply = Array("HTTP/1.1 200 OK\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
-        if line.method == "GET" { reply += body }
+        if head.method == .get { reply += body }
         return reply
     }
 
@@ -58,14 +64,15 @@ enum HTTPRequest {
         return Array("HTTP/1.1 \(code) \(reason)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(extraHeaders)Connection: close\r\n\r\n\(body)".utf8)
     }
 
-    /// Offset just past the blank line that ends the headers.
-    private static func headerEnd(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for index in 3..<bytes.count where bytes[index] == 10 {
-            if bytes[index - 1] == 13, bytes[index - 2] == 10, bytes[index - 3] == 13 { return index + 1 }
-            if bytes[index - 1] == 10 { return index + 1 }  // bare LF line ends, as RFC 9112 tolerates
+    private static func reason(_ code: Int) -> String {
+        switch code {
+        case 400: "Bad Request"
+        case 417: "Expectation Failed"
+        case 431: "Request Header Fields Too Large"
+        case 501: "Not Implemented"
+        case 505: "HTTP Version Not Supported"
+        default: "Bad Request"
         }
-        return nil
     }
 
     /// Offset just past the request line's LF.

@@ -1,6 +1,6 @@
 @testable import EngineStats
 import Foundation
-import MetricsServer
+@testable import MetricsServer
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -156,17 +156,39 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(text.prefix(200))")
         #expect(text.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
         #expect(body(text).contains("iocptop_accepted_total 12"))
-        let open = exchange(port: port, "GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n")
+        let open = exchange(port: port, "GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\nHost: x\r\n\r\n")
         #expect(open.contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"))
         #expect(open.hasSuffix("# EOF\n"))
+        // What Prometheus 2.x sends, Accept after other fields: OpenMetrics.
+        let prometheus = exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: Prometheus/2.42.0\r\n"
+            + "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+            + "Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n")
+        #expect(prometheus.contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"), "\(prometheus.prefix(200))")
+        #expect(prometheus.hasSuffix("# EOF\n"))
+        // What curl sends: the text format.
+        let curl = exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n")
+        #expect(curl.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "\(curl.prefix(200))")
         #expect(exchange(port: port, "HEAD /metrics HTTP/1.0\r\n\r\n").hasSuffix("\r\n\r\n"))
-        #expect(exchange(port: port, "GET / HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 404"))
-        #expect(exchange(port: port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").hasPrefix("HTTP/1.1 405"))
+        #expect(exchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 404"))
+        #expect(exchange(port: port, "GET /metrics HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 400"), "HTTP/1.1 needs Host")
+        #expect(exchange(port: port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").hasPrefix("HTTP/1.1 405"))
+        #expect(exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         #expect(exchange(port: port, "\u{16}\u{03}\u{01}\u{02}\u{00}garbage\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         #expect(exchange(port: port, "GET /metrics SPDY/3\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         #expect(exchange(port: port, "GET /metrics HTTP/1.1\r\nX: \u{7f}\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         let huge = "GET /metrics HTTP/1.1\r\nX-Filler: " + String(repeating: "a", count: 9000) + "\r\n\r\n"
         #expect(exchange(port: port, huge).hasPrefix("HTTP/1.1 431"))
+    }
+
+    @Test func theFormatFollowsTheAcceptFields() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        #expect(ExpositionNegotiation.prefersOpenMetrics([prometheus]))
+        #expect(!ExpositionNegotiation.prefersOpenMetrics(["*/*"]))
+        #expect(!ExpositionNegotiation.prefersOpenMetrics([]))
+        #expect(!ExpositionNegotiation.prefersOpenMetrics(["text/plain;version=0.0.4"]))
+        #expect(!ExpositionNegotiation.prefersOpenMetrics(["text/plain, application/openmetrics-text;q=0.5"]))
+        #expect(!ExpositionNegotiation.prefersOpenMetrics(["application/openmetrics-text;q=0"]))
+        #expect(ExpositionNegotiation.prefersOpenMetrics(["text/plain;q=0.5", "Application/OpenMetrics-Text ; q=0.9"]))
     }
 
     @Test func slowClientsAreTimedOutAndCannotKeepAScraperOut() throws {
@@ -184,7 +206,7 @@ func sampleFrame() -> (EngineIdentity, StatsFrame) {
         }
         // A scrape still gets through, at once.
         let started = ContinuousClock.now
-        let reply = exchange(port: port, "GET /metrics HTTP/1.1\r\n\r\n")
+        let reply = exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(reply.hasPrefix("HTTP/1.1 200 OK"))
         #expect(ContinuousClock.now - started < .seconds(2))
         // The silent ones are closed after the read timeout (5 s): reading them ends.
