@@ -74,7 +74,7 @@ let package = Package(
         ]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "EngineStats"]),
         .testTarget(name: "EngineLinkTests", dependencies: ["EngineLink", "ServerCore", "EngineStats", "CShare", "Loopback"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "ServerCore", "CompletionPort", "Loopback"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "ServerCore", "HTTPServer", "EngineStats", "CompletionPort", "Loopback"]),
         // Drives the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["iocptop", "Loopback", "CompletionPort", "CShare"]),
     ]

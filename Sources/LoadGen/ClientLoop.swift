@@ -32,6 +32,8 @@ final class ClientLoop: @unchecked Sendable {
         /// When it last had an echoed byte, or started waiting for one (monotonic ns).
         var lastProgressNs: Int64 = 0
         var stalled = false
+        /// HTTP: where the response being read stands.
+        var response = HTTPResponseCheck.State()
     }
 
     /// Thread-owned; a raw buffer, so the hot loop pays no exclusivity or uniqueness checks.
@@ -44,6 +46,9 @@ final class ClientLoop: @unchecked Sendable {
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 64)
     private let epoll: CInt
     private var thread: NativeThread?
+    /// HTTP runs: the responses' check, and each connection's head space.
+    private var responses = HTTPResponseCheck()
+    private let heads: UnsafeMutableRawPointer?
 
     // Live progress, written only by this thread. relaxed: each is read on its own, for display.
     let messagesDone = Atomic<UInt64>(0)
@@ -74,6 +79,8 @@ final class ClientLoop: @unchecked Sendable {
         self.control = control
         sentAt = .allocate(capacity: max(1, sockets.count * configuration.outstandingMessages))
         roundTrips.initialize(repeating: 0, count: LatencyBuckets.count)
+        heads = configuration.httpPath == nil ? nil
+            : .allocate(byteCount: max(1, sockets.count) * HTTPResponseCheck.headCapacity, alignment: 64)
         epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
         openConnections.store(sockets.count, ordering: .relaxed)
         for slot in connections.indices {
@@ -89,6 +96,7 @@ final class ClientLoop: @unchecked Sendable {
         sentAt.deallocate()
         scratch.deallocate()
         roundTrips.deallocate()
+        heads?.deallocate()
     }
 
     /// Starts the thread. When it cannot be created, its connections count as failed (they
@@ -268,6 +276,11 @@ final class ClientLoop: @unchecked Sendable {
             }
             let now = monotonicNanoseconds()
             connections[slot].lastProgressNs = now
+            if let heads {
+                readResponses(slot, count: n, now: now, heads: heads, into: &histogram)
+                if n < scratch.count { return }
+                continue
+            }
             var consumed = 0
             while consumed < n {
                 let received = connections[slot].bytesReceived
@@ -304,6 +317,42 @@ final class ClientLoop: @unchecked Sendable {
             if configuration.rate == nil { refill(slot, now: now) }
             if n < scratch.count { return }
         }
+    }
+
+    /// Checks the HTTP responses in the `count` bytes just read on `slot`, completing one
+    /// message per response.
+    private func readResponses(_ slot: Int, count: Int, now: Int64, heads: UnsafeMutableRawPointer,
+                               into histogram: inout Histogram<UInt64>) {
+        let head = heads + slot * HTTPResponseCheck.headCapacity
+        var failure: String?
+        let pipeline = configuration.outstandingMessages
+        _ = responses.read(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count),
+                           state: &connections[slot].response, head: head) { event in
+            guard failure == nil else { return }
+            switch event {
+            case .malformed(let why):
+                failure = why
+            case .response(let status, let bodyMatches):
+                guard connections[slot].completed < connections[slot].started else {
+                    failure = "more responses than requests"
+                    return
+                }
+                if !(200..<300).contains(status) { record("HTTP \(status)") }
+                if !bodyMatches { mismatches += 1 }
+                let sent = sentAt[slot * pipeline + Int(connections[slot].completed % UInt64(pipeline))]
+                let roundTrip = UInt64(max(1, now - sent))
+                histogram.record(roundTrip)
+                // relaxed load and store: one writer; a reader sums the buckets for display.
+                AtomicWord_addSingleWriter(roundTrips + LatencyBuckets.index(roundTrip), 1)
+                connections[slot].completed += 1
+                outstandingTotal -= 1
+                messagesDone.store(messagesDone.load(ordering: .relaxed) + 1, ordering: .relaxed)
+            }
+        }
+        connections[slot].bytesReceived += count
+        bytesDone.store(bytesDone.load(ordering: .relaxed) + UInt64(count), ordering: .relaxed)
+        if let failure { return fail(slot, failure) }
+        if configuration.rate == nil { refill(slot, now: now) }
     }
 
     /// Full 64 KiB reads one readiness event may do (see `read`).

@@ -32,9 +32,20 @@ public struct LoadConfiguration: Sendable, Hashable {
     public var mode = LoadMode.pingpong
     /// Stream mode: most bytes a connection leaves unechoed (its writes are `messageSize` chunks).
     public var window = 1 << 20
+    /// HTTP/1.1 instead of echo: each message is `GET httpPath` (keep-alive, `pipeline` deep),
+    /// and each response must have a 2xx status and the same body as the first one (nil: echo).
+    public var httpPath: String?
     /// Stream mode: how long a connection with bytes outstanding may go without an echoed byte
     /// before it counts as stalled, in ns.
     public static let stallNs: Int64 = 1_000_000_000
+
+    /// The request an HTTP run sends (`httpPath` on `host`).
+    public var httpRequest: [UInt8]? {
+        httpPath.map { Array("GET \($0) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host):\(port)\r\n\r\n".utf8) }
+    }
+
+    /// Bytes each message sends: `messageSize`, or the HTTP request's length.
+    public var bytesPerMessage: Int { httpRequest?.count ?? messageSize }
 
     /// Messages outstanding per connection: `pipeline`, or as many chunks as the window holds.
     public var outstandingMessages: Int { mode == .stream ? max(1, min(4096, window / messageSize)) : pipeline }
@@ -48,6 +59,12 @@ public struct LoadConfiguration: Sendable, Hashable {
         if pipeline < 1 || pipeline > 4096 { return "the pipeline depth must be between 1 and 4096" }
         if threads < 1 || threads > 256 { return "threads must be between 1 and 256" }
         if let duration, !(duration > 0) { return "the duration must be positive" }
+        if let httpPath {
+            if mode == .stream { return "HTTP runs are request/response (pingpong), not stream" }
+            if !httpPath.hasPrefix("/") || httpPath.utf8.count > 2048 || httpPath.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+                return "the path must start with / and hold at most 2048 visible ASCII characters"
+            }
+        }
         if let messages, messages < 1 { return "the message count must be positive" }
         if let rate, !(rate > 0) { return "the rate must be positive" }
         if !(connectTimeout > 0) { return "the connect timeout must be positive" }

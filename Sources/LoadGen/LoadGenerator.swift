@@ -25,7 +25,7 @@ public final class LoadGenerator: @unchecked Sendable {
         if let problem = configuration.problem { throw LoadError.invalidConfiguration(problem) }
         self.configuration = configuration
         control = RunControl(messages: configuration.messages)
-        pattern = PayloadPattern(messageSize: configuration.messageSize)
+        pattern = configuration.httpRequest.map { PayloadPattern(fixed: $0) } ?? PayloadPattern(messageSize: configuration.messageSize)
     }
 
     deinit {

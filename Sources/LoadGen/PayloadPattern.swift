@@ -10,9 +10,20 @@ struct PayloadPattern: @unchecked Sendable {
     static let span = 1 << 16
     let bytes: UnsafeMutableRawBufferPointer
     let messageSize: Int
+    /// Every message is the same bytes (an HTTP request), at offset 0.
+    let isFixed: Bool
+
+    /// Every message is `message`.
+    init(fixed message: [UInt8]) {
+        messageSize = message.count
+        isFixed = true
+        bytes = .allocate(byteCount: message.count, alignment: 64)
+        bytes.copyBytes(from: message)
+    }
 
     init(messageSize: Int, seed: UInt64 = 0x10CB_7013) {
         self.messageSize = messageSize
+        isFixed = false
         bytes = .allocate(byteCount: Self.span + messageSize, alignment: 64)
         var state = seed
         for index in 0..<bytes.count {
@@ -35,6 +46,7 @@ struct PayloadPattern: @unchecked Sendable {
     /// Where message `message` of connection `connection` starts in the pattern.
     @inline(__always)
     func start(connection: Int, message: UInt64) -> Int {
-        Int(truncatingIfNeeded: Self.mix(UInt64(connection) &* 0x1_0000_0001 ^ message) & UInt64(Self.span - 1))
+        if isFixed { return 0 }
+        return Int(truncatingIfNeeded: Self.mix(UInt64(connection) &* 0x1_0000_0001 ^ message) & UInt64(Self.span - 1))
     }
 }

@@ -50,7 +50,7 @@ struct AttachCommand: ParsableCommand {
             }
             return
         }
-        let load = loadOptions.builtInLoad(forAddress: identity.address)
+        let load = loadOptions.builtInLoad(forAddress: identity.address, protocolName: identity.protocolName)
         guard loadOptions.startIfAsked(load) else { throw ExitCode(1) }
         let control: EngineControl = readOnly ? ReadOnlyControl() : engine.control
         let mode: DashboardMode

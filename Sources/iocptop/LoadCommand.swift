@@ -7,13 +7,19 @@ extension LoadMode: ExpressibleByArgument {}
 import Glibc
 #endif
 
-/// `iocptop load`: the echo load generator against any host:port.
+/// `iocptop load`: the load generator against any host:port — echo, or HTTP/1.1.
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Drive an echo server: N connections, verified echoes, round-trip latency.",
-        discussion: "Exit status 0 when every connection was made and every byte came back as sent, 1 otherwise."
+        abstract: "Drive an echo or HTTP server: N connections, verified replies, round-trip latency.",
+        discussion: "Exit status 0 when every connection was made and every byte came back as sent (HTTP: every response 2xx with the same body), 1 otherwise."
     )
+
+    @Option(name: .customLong("protocol"), help: "echo, or http (GET --path on keep-alive connections, --pipeline deep).")
+    var serverProtocol: ProtocolChoice = .echo
+
+    @Option(help: "HTTP: the path to request.")
+    var path = "/plaintext"
 
     @Option(help: "Echo server host (name, IPv4 or IPv6 address).")
     var host = "127.0.0.1"
@@ -68,6 +74,7 @@ struct LoadCommand: ParsableCommand {
         configuration.rate = rate
         configuration.threads = threads
         configuration.connectTimeout = connectTimeout
+        if serverProtocol == .http { configuration.httpPath = path }
         return configuration
     }
 
@@ -89,7 +96,8 @@ struct LoadCommand: ParsableCommand {
             throw ExitCode(1)
         }
         var line = "iocptop load: \(host):\(port) · \(connected)/\(connections) connected · "
-            + (mode == .stream ? "streaming \(configuration.messageSize) B writes, window \(window) B" : "\(configuration.messageSize) B × pipeline \(pipeline)")
+            + (configuration.httpPath.map { "GET \($0) × pipeline \(pipeline)" }
+                ?? (mode == .stream ? "streaming \(configuration.messageSize) B writes, window \(window) B" : "\(configuration.messageSize) B × pipeline \(pipeline)"))
         if !failures.isEmpty { line += " · failed: " + failures.map { "\($0.count) × \($0.kind)" }.joined(separator: ", ") }
         progressLine(line)
         var previous = LoadProgress()
@@ -102,7 +110,7 @@ struct LoadCommand: ParsableCommand {
             guard !generator.isFinished else { break }
             elapsed += 1
             let now = generator.progress
-            progressLine("\(elapsed)s · \(now.openConnections) open · \(Format.rate(Double(now.messages &- previous.messages))) msg/s"
+            progressLine("\(elapsed)s · \(now.openConnections) open · \(Format.rate(Double(now.messages &- previous.messages))) \(configuration.httpPath == nil ? "msg" : "req")/s"
                 + " · \(Format.fixed(Double(now.bytes &- previous.bytes) / 1e6)) MB/s · errors \(now.errors)")
             previous = now
         }
@@ -122,14 +130,20 @@ struct LoadCommand: ParsableCommand {
 enum LoadSummary {
     static func text(_ report: LoadReport, _ configuration: LoadConfiguration) -> String {
         let us = { (ns: UInt64) in Format.fixed(Double(ns) / 1000) }
+        let http = configuration.httpPath
         var lines = [
-            "connections \(report.connected)/\(report.connectionsRequested) · \(configuration.messageSize) B × \(configuration.mode == .stream ? "window \(configuration.window) B" : "pipeline \(configuration.pipeline)") · \(Format.fixed(report.seconds, decimals: 2)) s",
-            "messages \(report.messages) · \(Format.rate(report.messagesPerSecond)) msg/s · \(Format.fixed(report.megabytesPerSecond)) MB/s each way",
+            "connections \(report.connected)/\(report.connectionsRequested) · "
+                + (http.map { "GET \($0)" } ?? "\(configuration.messageSize) B")
+                + " × \(configuration.mode == .stream ? "window \(configuration.window) B" : "pipeline \(configuration.pipeline)") · \(Format.fixed(report.seconds, decimals: 2)) s",
+            http == nil
+                ? "messages \(report.messages) · \(Format.rate(report.messagesPerSecond)) msg/s · \(Format.fixed(report.megabytesPerSecond)) MB/s each way"
+                : "requests \(report.messages) · \(Format.rate(report.messagesPerSecond)) req/s · \(Format.fixed(report.megabytesPerSecond)) MB/s of responses",
             "latency µs: p50 \(us(report.latency.p50)) · p90 \(us(report.latency.p90)) · p99 \(us(report.latency.p99))"
                 + " · p99.9 \(us(report.latency.p999)) · max \(us(report.latency.max))",
         ]
         let errors = report.connectFailures.map { "connect: \($0.count) × \($0.kind)" } + report.errors.map { "\($0.count) × \($0.kind)" }
-        lines.append("errors: " + (errors.isEmpty ? "none" : errors.joined(separator: ", ")) + " · mismatches \(report.mismatches)"
+        lines.append("errors: " + (errors.isEmpty ? "none" : errors.joined(separator: ", "))
+            + (http == nil ? " · mismatches \(report.mismatches)" : " · bodies unlike the first \(report.mismatches)")
             + (configuration.mode == .stream ? " · stalled connections \(report.stalledConnections)" : ""))
         return lines.joined(separator: "\n")
     }
@@ -140,7 +154,7 @@ enum LoadSummary {
         line.add("port", Int(configuration.port))
         line.add("connections_requested", report.connectionsRequested)
         line.add("connections", report.connected)
-        line.add("size", configuration.messageSize)
+        line.add("size", configuration.bytesPerMessage)
         line.add("pipeline", configuration.pipeline)
         line.add("seconds", report.seconds, decimals: 3)
         line.add("messages", report.messages)
@@ -161,6 +175,8 @@ enum LoadSummary {
         line.add("errors", object: errors)
         line.add("mismatches", report.mismatches)
         line.add("mode", configuration.mode.rawValue)
+        line.add("protocol", configuration.httpPath == nil ? "echo" : "http")
+        if let path = configuration.httpPath { line.add("path", path) }
         line.add("window", configuration.mode == .stream ? configuration.window : 0)
         line.add("stalled", report.stalledConnections)
         return line.string

@@ -29,6 +29,8 @@ struct LoadOptions: ParsableArguments {
         configuration.connections = max(1, load == 0 ? 64 : load)
         configuration.messageSize = loadSize
         configuration.pipeline = loadPipeline
+        // An HTTP engine is loaded with GET /plaintext (its cheapest route).
+        if engine.serving.name == "http" { configuration.httpPath = "/plaintext" }
         let load = BuiltInLoad(configuration: configuration)
         engine.setLoadProbe { load.sample }
         return load
@@ -36,7 +38,7 @@ struct LoadOptions: ParsableArguments {
 
     /// The built-in load aimed at an engine listening on `address` ("host:port"; a wildcard
     /// host is reached on loopback).
-    func builtInLoad(forAddress address: String) -> BuiltInLoad {
+    func builtInLoad(forAddress address: String, protocolName: String) -> BuiltInLoad {
         var configuration = LoadConfiguration()
         let colon = address.lastIndex(of: ":") ?? address.endIndex
         let host = String(address[..<colon].filter { $0 != "[" && $0 != "]" })
@@ -45,6 +47,7 @@ struct LoadOptions: ParsableArguments {
         configuration.connections = max(1, load == 0 ? 64 : load)
         configuration.messageSize = loadSize
         configuration.pipeline = loadPipeline
+        if protocolName == "http" { configuration.httpPath = "/plaintext" }
         return BuiltInLoad(configuration: configuration)
     }
 
@@ -53,7 +56,8 @@ struct LoadOptions: ParsableArguments {
         guard self.load > 0 else { return true }
         do {
             let connected = try load.start()
-            printError("iocptop: built-in load: \(connected) connections × \(loadSize) B, pipeline \(loadPipeline)")
+            let what = load.configuration.httpPath.map { "GET \($0)" } ?? "\(loadSize) B"
+            printError("iocptop: built-in load: \(connected) connections × \(what), pipeline \(loadPipeline)")
             return true
         } catch {
             printError("iocptop: built-in load: \(error)")
