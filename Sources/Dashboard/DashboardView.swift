@@ -92,10 +92,14 @@ public struct DashboardView: Sendable {
         if frame.engine.acceptErrors > 0 {
             x = screen.put("  \(frame.engine.acceptErrors) accept failures", x: x, y: 2, style: CellStyle(.critical, bold: true))
         }
-        x = screen.put("   Work ", x: x, y: 2, style: label)
-        x = screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
-        if frame.settings.blockMicroseconds > 0 {
-            x = screen.put("  block \(frame.settings.blockMicroseconds) µs", x: x, y: 2, style: CellStyle(.warning))
+        // The simulated-work knob: always for echo (the lab's), for a protocol with figures of
+        // its own only while it is set (the room goes to those figures).
+        if model.handlerFigures.isEmpty || model.workMicroseconds > 0 || frame.settings.blockMicroseconds > 0 {
+            x = screen.put("   Work ", x: x, y: 2, style: label)
+            x = screen.put("\(model.workMicroseconds) µs", x: x, y: 2, style: value)
+            if frame.settings.blockMicroseconds > 0 {
+                x = screen.put("  block \(frame.settings.blockMicroseconds) µs", x: x, y: 2, style: CellStyle(.warning))
+            }
         }
         // The protocol's own figures, as its handlers count them.
         if !model.handlerFigures.isEmpty {
@@ -135,8 +139,8 @@ public struct DashboardView: Sendable {
         }
     }
 
-    /// One handler figure for the header: "requests 1.2k/s", "in_flight 3", "latency p99 2ms"
-    /// (over the interval).
+    /// One handler figure for the header: "requests 1.2k/s", "in_flight 3", "latency p50 80µs
+    /// p99 2ms" (over the interval).
     static func describe(_ figure: HandlerFigure) -> String {
         let name = figure.metric.name
         switch figure.metric.kind {
@@ -146,7 +150,7 @@ public struct DashboardView: Sendable {
         case .gauge:
             return "\(name) \(figure.level ?? 0)"
         case .histogram:
-            return "\(name) p99 \(Format.latency(figure.percentiles?.p99))"
+            return "\(name) p50 \(Format.latency(figure.percentiles?.p50)) p99 \(Format.latency(figure.percentiles?.p99))"
         }
     }
 

@@ -36,25 +36,26 @@ public struct HTTPConfiguration: Sendable, Hashable {
     public init() {}
 }
 
-/// The figures the HTTP handlers keep (indices into `declarations`).
+/// The figures the HTTP handlers keep (indices into `declarations`), the ones a viewer's
+/// header has room for first: requests/s, latency, errors.
 enum HTTPMetric {
     static let requests = 0
-    static let success = 1
+    static let latency = 1
     static let clientErrors = 2
     static let serverErrors = 3
-    static let requestBytes = 4
-    static let responseBytes = 5
-    static let latency = 6
-    static let inProgress = 7
+    static let inProgress = 4
+    static let success = 5
+    static let requestBytes = 6
+    static let responseBytes = 7
 
     static let declarations: [HandlerMetric] = [
         .counter("requests", help: "Requests answered (every status)."),
-        .counter("status_2xx", help: "Responses with a 2xx status."),
+        .histogram("latency", help: "From the request's bytes reaching the handler to its response written."),
         .counter("status_4xx", help: "Responses with a 4xx status (the client's error)."),
         .counter("status_5xx", help: "Responses with a 5xx status."),
+        .gauge("in_progress", help: "Requests burning CPU (/work) or blocked (/block) right now."),
+        .counter("status_2xx", help: "Responses with a 2xx status."),
         .counter("request", unit: .bytes, help: "Bytes of request heads and bodies."),
         .counter("response", unit: .bytes, help: "Bytes of responses, heads and bodies."),
-        .histogram("latency", help: "From the request's bytes reaching the handler to its response written."),
-        .gauge("in_progress", help: "Requests burning CPU (/work) or blocked (/block) right now."),
     ]
 }
