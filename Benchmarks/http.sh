@@ -119,7 +119,6 @@ chmod 644 "$WORK/plaintext"
 cat > "$WORK/h2o.conf" <<H2O
 num-threads: 1
 user: nobody
-pid-file: $WORK/h2o.pid
 error-log: /dev/null
 http1-request-timeout: 60
 hosts:
