@@ -211,7 +211,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RESULTS" <<'PY'
+[ -f "$RESULTS" ] && python3 - "$RESULTS" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):

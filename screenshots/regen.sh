@@ -55,3 +55,8 @@ swift build -c release --package-path Examples/ShoutServer >&2
 "$SHOT" --cols 120 --rows 32 --wait 6 --out screenshots/shout.png -- \
   env SHOUT="$PWD/Examples/ShoutServer/.build/release/shout-server" \
   LOAD="$PWD/Examples/ShoutServer/Scripts/shout-load.py" IOCPTOP="$IOCPTOP" screenshots/attach-shout.sh
+
+# HTTP/1.1 on the port (--protocol http) under wrk: the header's Handler line shows requests/s
+# and latency p50/p99; /block requests block their workers now and then.
+"$SHOT" --cols 120 --rows 32 --wait 7 --out screenshots/http.png -- \
+  env IOCPTOP="$IOCPTOP" screenshots/http-wrk.sh

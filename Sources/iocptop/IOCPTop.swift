@@ -12,7 +12,7 @@ import Glibc
 struct IOCPTop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iocptop",
-        abstract: "A completion-port (IOCP model) TCP echo engine on io_uring or epoll, watched live.",
+        abstract: "A completion-port (IOCP model) server core on io_uring or epoll — TCP echo or HTTP/1.1 — watched live.",
         discussion: "Without a subcommand, `iocptop` runs `iocptop top`: the engine and its dashboard.",
         subcommands: [TopCommand.self, ServeCommand.self, ListCommand.self, AttachCommand.self, ReplayCommand.self, LoadCommand.self],
         defaultSubcommand: TopCommand.self

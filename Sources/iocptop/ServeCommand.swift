@@ -14,7 +14,7 @@ import Glibc
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the echo engine without the dashboard; SIGINT or SIGTERM drains it.",
+        abstract: "Run the engine (echo, or HTTP with --protocol http) without the dashboard; SIGINT or SIGTERM drains it.",
         discussion: "Other terminals of the same user can watch and steer it: iocptop list, iocptop attach."
     )
 
