@@ -164,4 +164,27 @@ import Glibc
         #expect(!result.lines.contains { $0.contains("Error distribution") }, "\(result.lines)")
         #expect(server.counts(5000...5000) == 5000)
     }
+
+    /// `--batch --protocol http --load N`: the built-in load requests GET /plaintext, and every
+    /// frame's JSON carries the server's own figures.
+    @Test func batchJSONCarriesTheHTTPFigures() throws {
+        let sandbox = RuntimeSandbox()
+        defer { sandbox.remove() }
+        let batch = try run(sandbox.command("--batch --protocol http --port 0 --load 16 --iterations 4 --refresh-ms 200 --json"))
+        #expect(batch.status == 0, "\(batch.lines)")
+        #expect(batch.lines.contains { $0.contains("http on 127.0.0.1:") }, "\(batch.lines)")
+        #expect(batch.lines.contains { $0.contains("built-in load: 16 connections × GET /plaintext") }, "\(batch.lines)")
+        let last = try #require(jsonObjects(batch.lines).last, "\(batch.lines)")
+        let handler = try #require(last["handler"] as? [String: Any], "\(last)")
+        let requests = try #require(handler["requests"] as? Int)
+        #expect(requests > 100)
+        // The load still runs as the last frame is taken: a worker may be between two of a
+        // request's counters (at most one request per worker, a few workers).
+        let ok = try #require(handler["status_2xx"] as? Int)
+        #expect(abs(ok - requests) <= 8, "\(handler)")
+        #expect(handler["status_4xx"] as? Int == 0 && handler["status_5xx"] as? Int == 0)
+        #expect(handler["latency_p99_us"] is Double, "\(handler)")
+        let responseBytes = try #require(handler["response"] as? Int)
+        #expect(abs(responseBytes - requests * 132) <= 8 * 132, "every response is 132 bytes: \(handler)")
+    }
 }
