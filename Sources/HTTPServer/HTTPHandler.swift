@@ -56,18 +56,25 @@ final class HTTPHandler: ConnectionHandler {
 
     func received(_ input: inout InputBuffer, _ output: inout OutputBuffer,
                   _ connection: inout ConnectionContext) -> HandlerVerdict {
-        let now = ConnectionContext.now()
+        // The clock as of the last thing done: read once per call, and again after each
+        // response (a /work or /block request may take a second; deadlines count from after it).
+        var now = ConnectionContext.now()
+        var answered = false
         while true {
             if body != .none {
-                if let verdict = readBody(&input, &output, &connection, now: now) { return verdict }
+                if let verdict = readBody(&input, &output, &connection, now: &now) { return verdict }
+                answered = true
                 continue
             }
             // RFC 9112 §2.2: empty lines before a request line are ignored.
             while input.unconsumed.count >= 2 && input.unconsumed[0] == 0x0D && input.unconsumed[1] == 0x0A { input.consume(2) }
             let rest = input.unconsumed
             if rest.isEmpty {
-                connection.setDeadline(in: configuration.idleTimeoutNs, from: now)
-                headDeadlineSet = false
+                // Idle from the last answer on (empty lines alone do not keep a connection).
+                if answered {
+                    connection.setDeadline(in: configuration.idleTimeoutNs, from: now)
+                    headDeadlineSet = false
+                }
                 return .continue
             }
             switch HTTPHeadParser.parse(rest, limits: configuration.limits) {
@@ -83,8 +90,9 @@ final class HTTPHandler: ConnectionHandler {
             case .invalid(let status, let reason):
                 return refuse(status, reason, &input, &output, &connection)
             case .head(let head):
-                let verdict = serve(head, rest, &input, &output, &connection, now: now)
+                let verdict = serve(head, rest, &input, &output, &connection, now: &now)
                 if verdict != .continue { return verdict }
+                answered = true
                 headDeadlineSet = false
             }
         }
@@ -92,13 +100,16 @@ final class HTTPHandler: ConnectionHandler {
 
     /// Answers the request `head` (at the start of `rest`), or pauses with it unconsumed.
     private func serve(_ head: HTTPRequestHead, _ rest: UnsafeRawBufferPointer, _ input: inout InputBuffer,
-                       _ output: inout OutputBuffer, _ connection: inout ConnectionContext, now: Int64) -> HandlerVerdict {
+                       _ output: inout OutputBuffer, _ connection: inout ConnectionContext, now: inout Int64) -> HandlerVerdict {
         if let length = head.contentLength, length > configuration.maxBody {
             return refuse(413, "the body is larger than \(configuration.maxBody) bytes", &input, &output, &connection)
         }
         let route = HTTPRoute.match(head.method, target: head.target, in: rest)
         keepAlive = head.keepAlive
-        if head.expectsContinue && head.hasBody && route != .echo {
+        // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1): it would read a 100
+        // as the final response.
+        let expectsContinue = head.expectsContinue && head.minorVersion >= 1
+        if expectsContinue && head.hasBody && route != .echo {
             // Answered without reading the body: the client may never send it, so the
             // connection cannot be reused (its next bytes could be body or request).
             keepAlive = false
@@ -115,7 +126,7 @@ final class HTTPHandler: ConnectionHandler {
         var responseBytes = -1
         output.withFreeSpace { space in
             var writer = HTTPResponseWriter(space)
-            if route == .echo && head.expectsContinue {
+            if route == .echo && expectsContinue {
                 writer.append(HTTPStatus.line(100))
                 writer.append("\r\n")
             }
@@ -182,6 +193,10 @@ final class HTTPHandler: ConnectionHandler {
             // Echoed back, or read and dropped so the next request is found after it.
             echoing = route == .echo
             requestStart = now
+            if echoing {
+                // The response's head (and its 100 Continue) now; its body as it is echoed.
+                connection.count(HTTPMetric.responseBytes, by: UInt64(responseBytes))
+            }
             if head.isChunked {
                 body = .chunked
                 chunked = HTTPChunkedDecoder(maxBody: configuration.maxBody)
@@ -189,24 +204,21 @@ final class HTTPHandler: ConnectionHandler {
                 body = .length
                 bodyRemaining = head.contentLength ?? 0
             }
-            if !echoing { finishResponse(status, bytes: responseBytes, start: now, &connection) }
-            if !keepAlive {
-                // Not worth reading a body only to close: the lingering close drops it.
-                if echoing { return .continue }
-                return .lingeringClose
-            }
-            return .continue
+            if !echoing { now = finishResponse(status, bytes: responseBytes, start: now, &connection) }
+            // Not worth reading a body only to close: the lingering close drops it.
+            return keepAlive || echoing ? .continue : .lingeringClose
         }
-        // A bodiless request to /echo: the response (Content-Length: 0) is complete.
-        finishResponse(status, bytes: responseBytes, start: now, &connection)
-        if !keepAlive { return input.unconsumed.isEmpty ? .closeAfterFlush : .lingeringClose }
-        return .continue
+        // (A bodiless request to /echo: the response, Content-Length: 0, is complete.)
+        now = finishResponse(status, bytes: responseBytes, start: now, &connection)
+        // Lingering: a request pipelined behind this one may still be in flight, and a plain
+        // close would reset the connection under this answer.
+        return keepAlive ? .continue : .lingeringClose
     }
 
     /// Reads (and echoes, or drops) the body under way. Returns a verdict to return now, or nil
     /// when the body is done and the next request may be read.
     private func readBody(_ input: inout InputBuffer, _ output: inout OutputBuffer,
-                          _ connection: inout ConnectionContext, now: Int64) -> HandlerVerdict? {
+                          _ connection: inout ConnectionContext, now: inout Int64) -> HandlerVerdict? {
         let available = input.unconsumed
         if body == .length {
             var taken = min(bodyRemaining, available.count)
@@ -242,14 +254,15 @@ final class HTTPHandler: ConnectionHandler {
                 written = writer.fits ? writer.count : -1
                 return max(0, written)
             }
-            if written < 0 { return .closeNow }
+            if written < 0 { return .lingeringClose }
             if echoing { connection.count(HTTPMetric.responseBytes, by: UInt64(written)) }
             switch result {
             case .invalid:
                 // The response has begun (echo) or been sent: a bad or oversized body can
-                // only end the connection (an echo's response is cut short: the client sees
-                // the chunked body end without its last chunk).
-                return echoing ? .closeNow : .lingeringClose
+                // only end the connection. What was written goes out first (answers to earlier
+                // pipelined requests, and an echo's chunks so far: the client sees its chunked
+                // body end without the last chunk).
+                return .lingeringClose
             case .consumed(let count, let finished):
                 input.consume(count)
                 connection.count(HTTPMetric.requestBytes, by: UInt64(count))
@@ -264,11 +277,10 @@ final class HTTPHandler: ConnectionHandler {
         }
         body = .none
         if echoing {
-            finishResponse(200, bytes: 0, start: requestStart, &connection)
+            now = finishResponse(200, bytes: 0, start: requestStart, &connection)
             echoing = false
         }
-        if !keepAlive { return input.unconsumed.isEmpty ? .closeAfterFlush : .lingeringClose }
-        return nil
+        return keepAlive ? nil : .lingeringClose
     }
 
     /// Answers `status` with `reason` and closes (lingering: the rest of the request may still
@@ -293,7 +305,7 @@ final class HTTPHandler: ConnectionHandler {
         }
         guard responseBytes >= 0 else { return .pauseReading }
         input.consumeAll()
-        finishResponse(status, bytes: responseBytes, start: ConnectionContext.now(), &connection)
+        _ = finishResponse(status, bytes: responseBytes, start: ConnectionContext.now(), &connection)
         keepAlive = false
         return .lingeringClose
     }
@@ -310,8 +322,9 @@ final class HTTPHandler: ConnectionHandler {
         writer.append("\n")
     }
 
-    /// Counts a response: its status class, its bytes, its latency.
-    private func finishResponse(_ status: Int, bytes: Int, start: Int64, _ connection: inout ConnectionContext) {
+    /// Counts a response: its status class, its bytes, its latency. Returns the clock it read.
+    @discardableResult
+    private func finishResponse(_ status: Int, bytes: Int, start: Int64, _ connection: inout ConnectionContext) -> Int64 {
         connection.count(HTTPMetric.requests)
         switch status {
         case 200..<300: connection.count(HTTPMetric.success)
@@ -319,6 +332,8 @@ final class HTTPHandler: ConnectionHandler {
         default: connection.count(HTTPMetric.serverErrors)
         }
         if bytes > 0 { connection.count(HTTPMetric.responseBytes, by: UInt64(bytes)) }
-        connection.record(HTTPMetric.latency, nanoseconds: UInt64(max(0, ConnectionContext.now() - start)))
+        let end = ConnectionContext.now()
+        connection.record(HTTPMetric.latency, nanoseconds: UInt64(max(0, end - start)))
+        return end
     }
 }

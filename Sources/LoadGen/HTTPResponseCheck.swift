@@ -58,6 +58,8 @@ struct HTTPResponseCheck {
                     event(.malformed("malformed or chunked response"))
                     return false
                 }
+                // An interim response (100 Continue) precedes the final one: not an answer.
+                if status < 200 { continue }
                 state.status = status
                 state.bodyLeft = length
                 state.bodyLength = length

@@ -87,7 +87,7 @@ final class Connection: @unchecked Sendable {
     /// nothing to do, or one more tick.
     let deadline = Atomic<Int64>(0)
     /// A `deadlineArrived` packet is queued for this slot (set by the maintenance thread,
-    /// cleared by the strand that serves it): one at a time. relaxed, as `deadline`.
+    /// cleared by the worker that dequeues it): one at a time. relaxed, as `deadline`.
     let deadlinePosted = Atomic<Bool>(false)
 
     // Results posted by arriving workers, read by the owner after the acquiring RMW that takes

@@ -29,8 +29,13 @@ extension PortServer {
             if owned != 0 { pump(connection, owned, worker: worker) }
         case Self.deadlineKey:
             if counts { worker.slot.countPosted() }
-            // Posted only by the deadline check, for a slot it found created.
+            // Posted only by the deadline check, for a slot it found created. The flag clears
+            // here, not on the strand: a packet that reaches a connection already finished (its
+            // bit is then dropped) must not leave the slot without deadlines for good. A second
+            // packet posted meanwhile is harmless: the strand checks the deadline again.
             let connection = connections[Int(completion.context)]
+            // relaxed: see `Connection.deadlinePosted`.
+            connection.deadlinePosted.store(false, ordering: .relaxed)
             let owned = connection.arrive(Connection.deadlineArrived)
             if owned != 0 { pump(connection, owned, worker: worker) }
         default:
@@ -383,6 +388,8 @@ extension PortServer {
     func issueClose(_ c: Connection) {
         guard !c.closeIssued else { return }
         c.closeIssued = true
+        // relaxed: see `Connection.deadline`; closing, it has no deadline left to keep.
+        c.deadline.store(0, ordering: .relaxed)
         do {
             try port.close(handle: c.fd)
         } catch {

@@ -30,9 +30,13 @@ extension PortServer {
 
     /// The strand's side of a deadline packet: closes the connection if its deadline is still
     /// passed (the handler may have moved it meanwhile, or the slot serves another connection).
-    func checkDeadline(_ c: Connection) {
-        // relaxed: see `Connection.deadline`; both words are this strand's to write now.
-        c.deadlinePosted.store(false, ordering: .relaxed)
+    ///
+    /// Not when this batch brought bytes: a request that arrived in time and waited in the
+    /// queue (every worker busy) is handed to the handler, which sets the next deadline; if it
+    /// does not, the next tick posts again.
+    func checkDeadline(_ c: Connection, bytesArrived: Bool) {
+        guard !bytesArrived || c.lingering else { return }
+        // relaxed: see `Connection.deadline`.
         let deadline = c.deadline.load(ordering: .relaxed)
         guard deadline != 0, deadline <= CIOURing_now_ns() else { return }
         if c.closeReason == nil { c.closeReason = .timedOut }

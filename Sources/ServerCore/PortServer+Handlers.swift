@@ -20,12 +20,14 @@ import Glibc
 /// when the handler pauses for room (it is given back as soon as it has been sent).
 extension PortServer {
     func applyHandled(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
+        var bytesArrived = false
         if bits & Connection.receiveArrived != 0 {
             switch endReceive(c) {
             case .cancelledByUs: break
             case .failed(let code): fail(c, errno: code)
             case .peerClosed: c.peerClosed = true
             case .bytes(let bytes):
+                bytesArrived = true
                 slot?.countBytesIn(UInt64(bytes))
                 if c.lingering {
                     // Discarded: the handler is done with this connection.
@@ -53,7 +55,7 @@ extension PortServer {
         if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
             c.wantsSmall = true
         }
-        if bits & Connection.deadlineArrived != 0 { checkDeadline(c) }
+        if bits & Connection.deadlineArrived != 0 { checkDeadline(c, bytesArrived: bytesArrived) }
     }
 
     /// Runs the handler on what it can take now, then starts the send and the receive that

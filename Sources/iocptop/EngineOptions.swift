@@ -78,6 +78,9 @@ struct EngineOptions: ParsableArguments {
         guard blockMicroseconds >= 0, blockMicroseconds <= 1_000_000 else { throw ValidationError("--block-us must be between 0 and 1000000") }
         guard maxConnections > 0, maxConnections <= 1 << 22 else { throw ValidationError("--max-connections must be between 1 and 4194304") }
         guard bufferSize >= 64, bufferSize <= 1 << 24 else { throw ValidationError("--buffer-size must be between 64 and 16777216") }
+        if serverProtocol == .http && bufferSize < 16384 {
+            throw ValidationError("--buffer-size must be at least 16384 with --protocol http (a request head may take 8 KiB)")
+        }
         guard maxBody >= 0, maxBody <= 1 << 30 else { throw ValidationError("--max-body must be between 0 and 1073741824") }
         guard headerTimeout >= 0.1, headerTimeout <= 3600 else { throw ValidationError("--header-timeout must be between 0.1 and 3600 seconds") }
         guard idleTimeout >= 0.1, idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be between 0.1 and 86400 seconds") }

@@ -155,6 +155,11 @@ import Glibc
         #expect(client.response()?.status == 100)
         #expect(client.send("hello"))
         #expect(client.response()?.text == "hello")
+        // HTTP/1.0 clients get no 100 (they would read it as the final response).
+        let old = try HTTPTestClient(port: server.listenPort)
+        #expect(old.send("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"))
+        let final = try #require(old.response())
+        #expect(final.status == 200 && final.text == "hello")
         // Too large: 413 at once, no 100, and the connection closes.
         #expect(client.send("POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1001\r\n\r\n"))
         let refused = try #require(client.response())
