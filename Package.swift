@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "EngineStats", dependencies: ["CAtomicWords", "CIOURing", "CShare", "NativeThreads"]),
         // The server core: listener, connections, buffers, back-pressure, the worker pool, drain,
         // frames, commands — serving any protocol through ConnectionHandler; echo is the first.
-        .target(name: "ServerCore", dependencies: ["CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
+        .target(name: "ServerCore", dependencies: ["CAtomicWords", "CIOURing", "CompletionPort", "EngineStats", "NativeThreads"]),
         // Publishing an engine (runtime directory, control socket) and attaching to one.
         .target(name: "EngineLink", dependencies: ["CIOURing", "CShare", "EngineStats", "NativeThreads"]),
         // HTTP/1.1 on the server core: the protocol, its routes, the request-head parser and the

@@ -4,7 +4,8 @@ import EngineStats
 ///
 /// Request: `iocptop/1 VERB [ARGUMENT]\n`, at most `maxLine` bytes. Verbs: `hello` (the reply
 /// carries the stats ring's descriptor), `add-worker`, `retire-worker`, `concurrency +N|-N|=N`,
-/// `work-step +N|-N`, `work-us N`, `block-us N`, `drain`, `auto on|off|toggle`. Reply: `ok MESSAGE\n` or
+/// `work-step +N|-N`, `work-us N`, `block-us N`, `drain`, `auto on|off|toggle`,
+/// `close-connection ID`. Reply: `ok MESSAGE\n` or
 /// `error MESSAGE\n`. Anything else — garbage, an overlong line, another version — gets an
 /// `error` reply and the connection is closed.
 public enum ControlProtocol {
@@ -35,6 +36,7 @@ public enum ControlProtocol {
             case .drain: body = "drain"
             case .setAuto(let on): body = "auto \(on ? "on" : "off")"
             case .toggleAuto: body = "auto toggle"
+            case .closeConnection(let id): body = "close-connection \(id)"
             }
         }
         return "\(version) \(body)\n"
@@ -68,6 +70,10 @@ public enum ControlProtocol {
         case ("auto", "toggle"): return .success(.command(.toggleAuto))
         case ("block-us", let value?):
             if let micros = number(value) { return .success(.command(.setBlockMicroseconds(micros))) }
+        case ("close-connection", let value?):
+            if value.utf8.count <= 20, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = UInt64(value), id > 0 {
+                return .success(.command(.closeConnection(id: id)))
+            }
         default: break
         }
         return .failure(ParseError("unknown request"))

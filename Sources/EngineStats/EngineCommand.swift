@@ -22,6 +22,9 @@ public enum EngineCommand: Sendable, Hashable {
     case setAuto(Bool)
     /// Turn auto mode on when off, off when on (the `a` key).
     case toggleAuto
+    /// Close the connection with this number (`ConnectionSample.id`): a packet posted to the
+    /// port, served by a worker under the connection's strand like any other.
+    case closeConnection(id: UInt64)
 
     /// The simulated-work ladder the `w` / `W` keys walk, in µs.
     public static let workSteps = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
@@ -46,6 +49,7 @@ public enum EngineCommand: Sendable, Hashable {
         case .setBlockMicroseconds: "simulated blocking"
         case .drain: "drain"
         case .setAuto, .toggleAuto: "auto mode"
+        case .closeConnection: "close connection"
         }
     }
 }

@@ -142,7 +142,7 @@ public struct FrameField<Record>: @unchecked Sendable {
 /// `version` — positions are indices, so an older reader must refuse the new layout).
 public enum FrameLayout {
     /// Layout version written in ring headers; a reader refuses any other.
-    public static let version: UInt64 = 5
+    public static let version: UInt64 = 6
 
     /// The fixed part of a frame, in ring order.
     public static let frameFields: [FrameField<StatsFrame>] = [
@@ -192,6 +192,14 @@ public enum FrameLayout {
         .init("auto_change_pct", json: nil, .gauge, signed: \StatsFrame.auto.changePercent, "A judged probe's completions/s against its baseline, in percent."),
         .init("queue_oldest", json: "queue_oldest_us", .gauge, .microseconds, signed: \StatsFrame.port.queueOldestMicroseconds, "Age of the oldest packet queued in the completion port (0 when none is): a stall shows here while it lasts."),
         .init("auto_queue_oldest", json: nil, .gauge, .microseconds, signed: \StatsFrame.auto.queueOldestMicroseconds, "Age of the oldest queued packet when auto mode last decided."),
+        .init("connections_receiving", json: "connections_receiving", .gauge, signed: \StatsFrame.engine.receiving, "Open connections waiting for their client (a receive in flight, nothing owed)."),
+        .init("connections_sending", json: "connections_sending", .gauge, signed: \StatsFrame.engine.sending, "Open connections with a send in flight."),
+        .init("connections_blocked", json: "connections_blocked", .gauge, signed: \StatsFrame.engine.blocked, "Open connections whose handler runs inside the port's blocking scope."),
+        .init("connections_paused", json: "connections_paused", .gauge, signed: \StatsFrame.engine.paused, "Open connections paused by back-pressure (their client does not read)."),
+        .init("connections_closing", json: "connections_closing", .gauge, signed: \StatsFrame.engine.closing, "Open connections the server is closing."),
+        .init("connections_large_buffers", json: "connections_large_buffers", .gauge, signed: \StatsFrame.engine.largeBuffers, "Large buffers borrowed from the shared pool by open connections."),
+        .init("connections_waiting_longest", json: "connections_waiting_longest_us", .gauge, .microseconds, signed: \StatsFrame.engine.longestWaitingMicroseconds, "How long the connection that has waited longest (blocked or paused) has waited."),
+        .init("operator_closes", json: "operator_closes", .counter, unsigned: \StatsFrame.engine.operatorCloses, "Connections an operator closed (the x key, close-connection)."),
     ]
 
     /// One worker row, in ring order.
@@ -216,6 +224,41 @@ public enum FrameLayout {
         .init("queue_wait", histogram: \WorkerSample.queueWait, "Time packets waited in the port's FIFO before this worker started them (a packet given back by a blocked worker waits on)."),
         .init("service", histogram: \WorkerSample.service, "Time this worker spent on each packet, from its start to the next packet's start (or the next dequeue)."),
     ]
+
+    /// One connection row, in ring order (`ConnectionSample`).
+    public static let connectionFields: [FrameField<ConnectionSample>] = [
+        .init("id", json: "id", .identifier, unsigned: \ConnectionSample.id, "The connection's number: 1 for the first accepted, never reused."),
+        .init("slot", json: "slot", .identifier, signed: \ConnectionSample.slot, "Its slot (the completion key), reused by later connections."),
+        .init("state", json: nil, .identifier, unsigned: \ConnectionSample.stateWord, "receiving, sending, blocked, paused, closing or closed (ConnectionState)."),
+        .init("close_reason", json: nil, .identifier, unsigned: \ConnectionSample.closeReasonWord, "Why it closed (ConnectionCloseReason; 0 while open)."),
+        .init("close_errno", json: "close_errno", .identifier, signed: \ConnectionSample.closeErrno, "The errno of the failed operation that closed it (0: none)."),
+        .init("opened_at", json: nil, .instant, .nanoseconds, unsigned: \ConnectionSample.openedAtNs, "CLOCK_MONOTONIC when it was accepted."),
+        .init("last_activity", json: nil, .instant, .nanoseconds, unsigned: \ConnectionSample.lastActivityNs, "CLOCK_MONOTONIC when its strand was last served."),
+        .init("waiting_since", json: nil, .instant, .nanoseconds, unsigned: \ConnectionSample.waitingSinceNs, "CLOCK_MONOTONIC when its current wait (blocked or paused) began (0: none)."),
+        .init("closed_at", json: nil, .instant, .nanoseconds, unsigned: \ConnectionSample.closedAtNs, "CLOCK_MONOTONIC when it closed (0: open)."),
+        .init("bytes_in", json: "bytes_in", .counter, .bytes, unsigned: \ConnectionSample.bytesIn, "Bytes received from it."),
+        .init("bytes_out", json: "bytes_out", .counter, .bytes, unsigned: \ConnectionSample.bytesOut, "Bytes sent to it."),
+        .init("completions", json: "completions", .counter, unsigned: \ConnectionSample.completions, "Completions its strand applied."),
+        .init("handler_time", json: "handler_s", .counter, .nanoseconds, unsigned: \ConnectionSample.handlerNs, "Time its handler's calls held a worker (blocking included)."),
+        .init("longest_wait", json: "longest_wait_s", .gauge, .nanoseconds, unsigned: \ConnectionSample.longestWaitNs, "The longest any of its packets waited in the port's FIFO."),
+        .init("last_wait", json: "last_wait_s", .gauge, .nanoseconds, unsigned: \ConnectionSample.lastWaitNs, "How long its last packet waited in the port's FIFO."),
+        .init("handler_figure", json: nil, .counter, unsigned: \ConnectionSample.handlerFigure, "The handler's own count for it (requests for HTTP)."),
+        .init("inflight", json: "inflight", .gauge, signed: \ConnectionSample.inflight, "Receives and sends in flight."),
+        .init("held", json: "held_bytes", .gauge, .bytes, signed: \ConnectionSample.heldBytes, "Buffer bytes it holds."),
+        .init("buffered", json: "buffered_bytes", .gauge, .bytes, signed: \ConnectionSample.bufferedBytes, "Bytes in its buffers not yet consumed or sent."),
+        .init("large_input", json: "large_input", flag: \ConnectionSample.largeInput, "Its input is a large buffer from the shared pool."),
+        .init("large_output", json: "large_output", flag: \ConnectionSample.largeOutput, "Its output is a large buffer from the shared pool."),
+        .init("worker", json: "worker", .identifier, signed: \ConnectionSample.worker, "The id of the worker that last ran its strand (-1: none)."),
+        .init("peer_meta", json: nil, .identifier, unsigned: \ConnectionSample.peerMeta, "Its peer's family and port (PeerAddress)."),
+        .init("peer_high", json: nil, .identifier, unsigned: \ConnectionSample.peerHigh, "Its peer's address, first word."),
+        .init("peer_low", json: nil, .identifier, unsigned: \ConnectionSample.peerLow, "Its peer's address, second word."),
+        .init("bytes_in_rate", json: "bytes_in_per_s", .gauge, unsigned: \ConnectionSample.bytesInPerSecond, "Bytes per second received over the frame's interval."),
+        .init("bytes_out_rate", json: "bytes_out_per_s", .gauge, unsigned: \ConnectionSample.bytesOutPerSecond, "Bytes per second sent over the frame's interval."),
+        .init("handler_figure_rate", json: nil, .gauge, unsigned: \ConnectionSample.figurePerSecond, "The handler's count per second over the frame's interval."),
+    ]
+
+    /// Words of one connection row in the ring.
+    static let connectionWordCount = connectionFields.reduce(0) { $0 + $1.width }
 
     /// Words of a frame's fixed part in the ring: the fields, then the worker count.
     static let frameWordCount = frameFields.reduce(1) { $0 + $1.width }

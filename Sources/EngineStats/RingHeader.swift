@@ -22,6 +22,9 @@ public struct EngineIdentity: Sendable, Hashable {
     public var layoutVersion: UInt64 = FrameLayout.version
     /// The handler metrics its frames carry (`HandlerSchema.empty`: none).
     public var handler = HandlerSchema.empty
+    /// The name of the handler's per-connection figure (`ServerProtocol.connectionFigure`:
+    /// "requests" for HTTP; "" when it has none); at most 15 bytes.
+    public var connectionFigure = ""
 
     /// The period within the sampler's range (50 ms … 60 s), whatever a shared header says.
     public var clampedPeriodNs: UInt64 { min(max(periodNs, 50_000_000), 60_000_000_000) }
@@ -77,11 +80,16 @@ enum RingHeader {
     static let handlerWordsWord = 47
     static let handlerEntriesWord = 48
     static let handlerEntryWords = 16
+    /// Connection rows a frame holds, and the fields of one (after the handler schema).
+    static let connectionCapacityWord = 304
+    static let connectionFieldsWord = 305
+    static let connectionFigureWords = (offset: 306, count: 2)
 
     /// Words of one frame: the sequence word, the fixed fields, the retired workers' handler
     /// row, then one row per worker (its fields and its handler words).
-    static func frameWords(workerCapacity: Int, handlerWords: Int = 0) -> Int {
+    static func frameWords(workerCapacity: Int, handlerWords: Int = 0, connectionCapacity: Int = 0) -> Int {
         1 + FrameLayout.frameWordCount + handlerWords + workerCapacity * (FrameLayout.workerWordCount + handlerWords)
+            + 1 + connectionCapacity * FrameLayout.connectionWordCount
     }
 
     private static let unitCodes: [FieldUnit] = [.none, .nanoseconds, .microseconds, .bytes]
@@ -134,24 +142,31 @@ enum RingHeader {
         var frameWords: Int
         /// Words of one handler row, when the header's schema is valid.
         var handlerWords: Int?
+        var connectionCapacity: Int
+        var connectionFields: Int
 
         func check(mappedBytes: Int) throws(RingAttachError) {
             guard magic == RingHeader.magic else { throw .notARing }
             guard version == FrameLayout.version else { throw .layoutVersion(version) }
             guard frameFields == FrameLayout.frameFields.count, workerFields == FrameLayout.workerFields.count,
                   capacity >= 2, capacity <= 1 << 20, workerCapacity >= 1, workerCapacity <= 1 << 16,
+                  connectionFields == FrameLayout.connectionFields.count, connectionCapacity >= 0, connectionCapacity <= 1 << 12,
                   let handlerWords,
-                  frameWords == RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords),
+                  frameWords == RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords,
+                                                      connectionCapacity: connectionCapacity),
                   RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords) <= mappedBytes
             else { throw .inconsistent }
         }
     }
 
-    static func writeLayout(to words: UnsafeMutablePointer<UInt64>, capacity: Int, workerCapacity: Int, frameWords: Int) {
+    static func writeLayout(to words: UnsafeMutablePointer<UInt64>, capacity: Int, workerCapacity: Int,
+                            connectionCapacity: Int, frameWords: Int) {
         // relaxed: written before the ring is shared (see the type's comment).
         let values: [UInt64] = [magic, FrameLayout.version, UInt64(capacity), UInt64(workerCapacity),
                                 UInt64(FrameLayout.frameFields.count), UInt64(FrameLayout.workerFields.count), UInt64(frameWords)]
         for (index, value) in values.enumerated() { AtomicWord_storeRelaxed(words + index, value) }
+        AtomicWord_storeRelaxed(words + connectionCapacityWord, UInt64(connectionCapacity))
+        AtomicWord_storeRelaxed(words + connectionFieldsWord, UInt64(FrameLayout.connectionFields.count))
     }
 
     static func readLayout(from words: UnsafeMutablePointer<UInt64>) -> Layout {
@@ -160,7 +175,9 @@ enum RingHeader {
         return Layout(magic: load(0), version: load(1), capacity: Int(truncatingIfNeeded: load(2)),
                       workerCapacity: Int(truncatingIfNeeded: load(3)), frameFields: Int(truncatingIfNeeded: load(4)),
                       workerFields: Int(truncatingIfNeeded: load(5)), frameWords: Int(truncatingIfNeeded: load(6)),
-                      handlerWords: readSchema(from: words)?.wordCount)
+                      handlerWords: readSchema(from: words)?.wordCount,
+                      connectionCapacity: Int(truncatingIfNeeded: load(connectionCapacityWord)),
+                      connectionFields: Int(truncatingIfNeeded: load(connectionFieldsWord)))
     }
 
     static func writeIdentity(_ identity: EngineIdentity, to words: UnsafeMutablePointer<UInt64>) {
@@ -172,6 +189,7 @@ enum RingHeader {
         writeString(identity.address, to: words, addressWords)
         writeString(identity.note, to: words, noteWords)
         writeString(identity.protocolName, to: words, protocolWords)
+        writeString(identity.connectionFigure, to: words, connectionFigureWords)
     }
 
     static func writePeriod(_ periodNs: UInt64, to words: UnsafeMutablePointer<UInt64>) {
@@ -192,6 +210,7 @@ enum RingHeader {
         let protocolName = readString(from: words, protocolWords)
         identity.protocolName = protocolName.isEmpty ? "echo" : protocolName
         identity.handler = readSchema(from: words) ?? .empty
+        identity.connectionFigure = readString(from: words, connectionFigureWords)
         return identity
     }
 

@@ -32,6 +32,18 @@ public struct EngineSample: Sendable, Hashable {
     public var draining = false
     /// The drain has finished: workers joined, port closed.
     public var drained = false
+    /// Open connections in each `ConnectionState` (every connection, not only the rows shown).
+    public var receiving = 0
+    public var sending = 0
+    public var blocked = 0
+    public var paused = 0
+    public var closing = 0
+    /// Large buffers open connections borrowed (input and output counted apart).
+    public var largeBuffers = 0
+    /// How long the connection waiting longest (blocked or paused) has waited, in µs.
+    public var longestWaitingMicroseconds = 0
+    /// Connections closed by an operator.
+    public var operatorCloses: UInt64 = 0
 
     public init() {}
 }
@@ -92,6 +104,9 @@ public struct StatsFrame: Sendable, Hashable {
     public var retiredHandler: [UInt64] = []
     /// Every worker that has a slot, live or exited, in slot order.
     public var workers: [WorkerSample] = []
+    /// The interval's top connections (`ConnectionRanking`: the longest waiting, then by
+    /// bytes per second), then the ones that closed in the interval (state `closed`).
+    public var connections: [ConnectionSample] = []
 
     public init() {}
 

@@ -32,6 +32,8 @@ public final class StatsRing: @unchecked Sendable {
     public let isWritable: Bool
     /// Words of one row of handler metrics (`HandlerSchema.wordCount`; 0: none).
     public let handlerWords: Int
+    /// How many connection rows one frame can hold (the top connections plus the closed).
+    public let connectionCapacity: Int
     private let frameWords: Int
     private let base: UnsafeMutablePointer<UInt64>
     private let storage: UnsafeMutablePointer<UInt64>
@@ -41,12 +43,15 @@ public final class StatsRing: @unchecked Sendable {
 
     /// Creates a ring in a fresh memfd (shared memory: never written back to a disk).
     /// - Parameter handler: the handler metrics every frame carries (part of the layout).
-    public init(capacity: Int = 512, workerCapacity: Int, handler: HandlerSchema = .empty) {
-        precondition(capacity >= 2 && workerCapacity >= 1)
+    /// - Parameter connectionCapacity: connection rows a frame holds (0: none).
+    public init(capacity: Int = 512, workerCapacity: Int, handler: HandlerSchema = .empty, connectionCapacity: Int = 0) {
+        precondition(capacity >= 2 && workerCapacity >= 1 && connectionCapacity >= 0 && connectionCapacity <= 1 << 12)
         self.capacity = capacity
         self.workerCapacity = workerCapacity
+        self.connectionCapacity = connectionCapacity
         handlerWords = handler.wordCount
-        frameWords = RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords)
+        frameWords = RingHeader.frameWords(workerCapacity: workerCapacity, handlerWords: handlerWords,
+                                           connectionCapacity: connectionCapacity)
         mappedBytes = RingHeader.mappedBytes(capacity: capacity, frameWords: frameWords)
         isWritable = true
         let fd = CShare_memfd("iocptop-stats")
@@ -67,7 +72,8 @@ public final class StatsRing: @unchecked Sendable {
         base = raw!.bindMemory(to: UInt64.self, capacity: mappedBytes / 8)
         head = base + RingHeader.headWord
         storage = base + RingHeader.firstEntryWord
-        RingHeader.writeLayout(to: base, capacity: capacity, workerCapacity: workerCapacity, frameWords: frameWords)
+        RingHeader.writeLayout(to: base, capacity: capacity, workerCapacity: workerCapacity,
+                               connectionCapacity: connectionCapacity, frameWords: frameWords)
         RingHeader.writeSchema(handler, to: base)
     }
 
@@ -101,6 +107,7 @@ public final class StatsRing: @unchecked Sendable {
         capacity = layout.capacity
         workerCapacity = layout.workerCapacity
         handlerWords = layout.handlerWords ?? 0
+        connectionCapacity = layout.connectionCapacity
         frameWords = layout.frameWords
         mappedBytes = size
         descriptor = fd
@@ -151,7 +158,7 @@ public final class StatsRing: @unchecked Sendable {
     }
 
     /// Appends `frame` as the next frame and returns its number. Only one thread may publish.
-    /// Workers beyond `workerCapacity` are left out.
+    /// Workers beyond `workerCapacity`, and connections beyond `connectionCapacity`, are left out.
     @discardableResult
     public func publish(_ frame: StatsFrame) -> UInt64 {
         precondition(isWritable, "a ring attached read-only cannot be published to")
@@ -174,6 +181,15 @@ public final class StatsRing: @unchecked Sendable {
             workerWords += FrameLayout.workerWordCount
             writeHandlerRow(worker.handler, to: workerWords)
             workerWords += handlerWords
+        }
+        let connectionCount = min(stored.connections.count, connectionCapacity)
+        let connectionsAt = connectionRows(of: words)
+        // relaxed data stores, as above.
+        AtomicWord_storeRelaxed(connectionsAt, UInt64(connectionCount))
+        var connectionWords = connectionsAt + 1
+        for connection in stored.connections.prefix(connectionCount) {
+            connection.write(to: connectionWords, AtomicWord_storeRelaxed)
+            connectionWords += FrameLayout.connectionWordCount
         }
         // releasing: the data stores happen before a reader that acquires the even sequence.
         AtomicWord_storeRelease(words, 2 * number)
@@ -203,10 +219,26 @@ public final class StatsRing: @unchecked Sendable {
             workerWords += handlerWords
             frame.workers.append(sample)
         }
+        let connectionsAt = connectionRows(of: words)
+        let connectionCount = min(connectionCapacity, max(0, Int(truncatingIfNeeded: AtomicWord_loadRelaxed(connectionsAt))))
+        frame.connections.removeAll(keepingCapacity: true)
+        var connectionWords = connectionsAt + 1
+        for _ in 0..<connectionCount {
+            var connection = ConnectionSample()
+            connection.read(from: connectionWords, { AtomicWord_loadRelaxed($0) })
+            connectionWords += FrameLayout.connectionWordCount
+            frame.connections.append(connection)
+        }
         // acquiring fence: orders the data loads above before the re-check; if any of them saw
         // a newer frame's store, the writer's releasing fence makes the odd sequence visible.
         AtomicWord_fenceAcquire()
         return AtomicWord_loadRelaxed(words) == before && frame.number == number
+    }
+
+    /// Where an entry's connection count lies, followed by its rows: after room for
+    /// `workerCapacity` worker rows, however many a frame holds.
+    private func connectionRows(of entry: UnsafeMutablePointer<UInt64>) -> UnsafeMutablePointer<UInt64> {
+        entry + 1 + FrameLayout.frameWordCount + handlerWords + workerCapacity * (FrameLayout.workerWordCount + handlerWords)
     }
 
     /// Stores a row of handler words (missing words as 0, extra ones left out).

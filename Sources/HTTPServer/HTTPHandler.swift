@@ -326,6 +326,7 @@ final class HTTPHandler: ConnectionHandler {
     @discardableResult
     private func finishResponse(_ status: Int, bytes: Int, start: Int64, _ connection: inout ConnectionContext) -> Int64 {
         connection.count(HTTPMetric.requests)
+        connection.countForConnection()
         switch status {
         case 200..<300: connection.count(HTTPMetric.success)
         case 400..<500: connection.count(HTTPMetric.clientErrors)

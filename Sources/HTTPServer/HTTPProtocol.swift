@@ -18,6 +18,8 @@ public struct HTTPProtocol: ServerProtocol {
     public func makeHandler() -> any ConnectionHandler { HTTPHandler(configuration: configuration, dates: dates) }
 
     public var metrics: [HandlerMetric] { HTTPMetric.declarations }
+    /// Requests answered on each connection, in the connections view.
+    public var connectionFigure: String? { "requests" }
 }
 
 /// The server's bounds and timeouts.

@@ -56,11 +56,24 @@ final class Connection: @unchecked Sendable {
     static let shotsEnded: UInt32 = 64
     /// The maintenance thread found the connection's deadline passed (`deadline`).
     static let deadlineArrived: UInt32 = 128
+    /// An operator asked to close connection `operatorCloseID` (checked by the owner: the
+    /// slot may serve another connection by then).
+    static let operatorCloseArrived: UInt32 = 256
     static let arrivedMask: UInt32 = receiveArrived | sendArrived | closeArrived | shrinkArrived
-        | shotArrived | shotsEnded | deadlineArrived
+        | shotArrived | shotsEnded | deadlineArrived | operatorCloseArrived
+    /// The bits that are completions or packets (counted in the connection's figures).
+    static let packetMask: UInt32 = receiveArrived | sendArrived | shotArrived | shotsEnded | deadlineArrived
+        | operatorCloseArrived | shrinkArrived
 
     /// The completion key of this connection.
     let slot: Int
+    /// Its figures for the connections view (written by the strand's owner).
+    let figures: ConnectionFigures
+    /// The connection an operator asked to close (`ConnectionFigures.id`): written by the
+    /// command before it posts `operatorCloseArrived`, read by the owner. relaxed: the posted
+    /// packet (a system call and the port's queue) orders it before the owner's read; a stale
+    /// value only fails the id check, and the command is refused.
+    let operatorCloseID = Atomic<UInt64>(0)
     /// The connection's own buffer, used whenever it holds no large one.
     let smallBuffer: UnsafeMutableRawBufferPointer
     let state = Atomic<UInt32>(0)
@@ -170,8 +183,10 @@ final class Connection: @unchecked Sendable {
 
     /// `smallBuffer` and `smallOutput` belong to the connection table's slab, which outlives
     /// the connection.
-    init(slot: Int, smallBuffer: UnsafeMutableRawBufferPointer, smallOutput: UnsafeMutableRawBufferPointer) {
+    init(slot: Int, smallBuffer: UnsafeMutableRawBufferPointer, smallOutput: UnsafeMutableRawBufferPointer,
+         figures: ConnectionFigures) {
         self.slot = slot
+        self.figures = figures
         self.smallBuffer = smallBuffer
         buffer = smallBuffer
         self.smallOutput = smallOutput

@@ -93,8 +93,22 @@ public struct ConnectionContext {
     /// frames show it as blocked.
     public func blocking<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         worker?.enter(.blocked)
-        defer { worker?.enter(.running) }
+        let figures = server.connections[slot].figures
+        let status = figures.beginBlocking(now: UInt64(CIOURing_now_ns()))
+        defer {
+            figures.endBlocking(restoring: status)
+            worker?.enter(.running)
+        }
         return try server.port.blocking(body)
+    }
+
+    /// Adds `amount` to the connection's own figure (`ServerProtocol.connectionFigure`:
+    /// requests for HTTP), shown in the connections view. One relaxed load and store on the
+    /// connection's own words; not kept in an engine that does not count.
+    @inline(__always)
+    public func countForConnection(by amount: UInt64 = 1) {
+        guard worker?.counts ?? true else { return }
+        server.connections[slot].figures.add(ConnectionFigures.Word.handlerFigure, amount)
     }
 }
 

@@ -1,3 +1,4 @@
+import EngineStats
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,26 @@ final class ConnectionTable: @unchecked Sendable {
     private let entries: UnsafeMutablePointer<Connection?>
     private let slab: UnsafeMutableRawPointer
     private let slabBytes: Int
-    private let freeSlots = Mutex<(free: [Int], created: Int)>(([], 0))
+    private let freeSlots = Mutex<Pool>(Pool())
+    /// Every slot's `ConnectionFigures` words, contiguous (the sampler scans them in order).
+    private let figureWords: UnsafeMutablePointer<UInt64>
+    private let figureBytes: Int
+
+    /// The free list, how many connections exist, and the most recent closes (a ring the
+    /// sampler drains each frame), all under one lock taken once per connection.
+    private struct Pool {
+        var free: [Int] = []
+        var created = 0
+        var closed: [ConnectionSample] = []
+        /// Index of the oldest close held, and how many are held.
+        var closedStart = 0
+        var closedCount = 0
+        /// Closes dropped because the ring was full before the sampler drained it.
+        var closedDropped: UInt64 = 0
+    }
+
+    /// Closes held between two frames; more are dropped (counted), the newest kept.
+    static let closedCapacity = 64
 
     /// Nil when the buffers' address space cannot be reserved (capacity × sizes too large).
     /// - Parameter outputSize: bytes of each connection's own output buffer (0: none, a
@@ -36,19 +56,32 @@ final class ConnectionTable: @unchecked Sendable {
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: nil, count: capacity)
         slabBytes = capacity * (bufferSize + outputSize)
+        figureBytes = max(1, capacity * ConnectionFigures.Word.count * 8)
         let mapped = mmap(nil, slabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let mapped, mapped != MAP_FAILED else {
+        let figures = mmap(nil, figureBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let mapped, mapped != MAP_FAILED, let figures, figures != MAP_FAILED else {
+            if let mapped, mapped != MAP_FAILED { munmap(mapped, slabBytes) }
+            if let figures, figures != MAP_FAILED { munmap(figures, figureBytes) }
             entries.deinitialize(count: capacity)
             entries.deallocate()
             return nil
         }
         slab = mapped
+        figureWords = figures.bindMemory(to: UInt64.self, capacity: figureBytes / 8)
+        freeSlots.withLock { $0.closed = [ConnectionSample](repeating: ConnectionSample(), count: Self.closedCapacity) }
     }
 
     deinit {
         entries.deinitialize(count: capacity)
         entries.deallocate()
         munmap(slab, slabBytes)
+        munmap(figureWords, figureBytes)
+    }
+
+    /// The figures of `slot` (any slot below `capacity`).
+    @inline(__always)
+    func figures(_ slot: Int) -> ConnectionFigures {
+        ConnectionFigures(words: figureWords + slot * ConnectionFigures.Word.count)
     }
 
     /// The connection in `slot`. The slot must have been handed out by `take`.
@@ -63,16 +96,52 @@ final class ConnectionTable: @unchecked Sendable {
             let start = slab + pool.created * (bufferSize + outputSize)
             let connection = Connection(slot: pool.created,
                                         smallBuffer: UnsafeMutableRawBufferPointer(start: start, count: bufferSize),
-                                        smallOutput: UnsafeMutableRawBufferPointer(start: start + bufferSize, count: outputSize))
+                                        smallOutput: UnsafeMutableRawBufferPointer(start: start + bufferSize, count: outputSize),
+                                        figures: figures(pool.created))
             entries[pool.created] = connection
             pool.created += 1
             return connection
         }
     }
 
-    /// Returns a closed connection's slot.
-    func give(_ connection: Connection) {
-        freeSlots.withLock { $0.free.append(connection.slot) }
+    /// Returns a closed connection's slot, keeping its last row (`closed`) for the next frame.
+    func give(_ connection: Connection, closed: ConnectionSample? = nil) {
+        freeSlots.withLock { pool in
+            pool.free.append(connection.slot)
+            if let closed { Self.hold(closed, in: &pool) }
+        }
+    }
+
+    /// Keeps the row of a connection closed without a slot (refused) for the next frame.
+    func recordClosed(_ closed: ConnectionSample) {
+        freeSlots.withLock { pool in Self.hold(closed, in: &pool) }
+    }
+
+    private static func hold(_ row: ConnectionSample, in pool: inout Pool) {
+        if pool.closedCount == closedCapacity {
+            // Full: the oldest gives way.
+            pool.closedStart = (pool.closedStart + 1) % closedCapacity
+            pool.closedCount -= 1
+            pool.closedDropped += 1
+        }
+        pool.closed[(pool.closedStart + pool.closedCount) % closedCapacity] = row
+        pool.closedCount += 1
+    }
+
+    /// Moves the closes held since the last call into `rows` (appended, oldest first, at most
+    /// `limit`: the newest are kept) and returns how many were dropped since.
+    func takeClosed(into rows: inout [ConnectionSample], limit: Int) -> UInt64 {
+        freeSlots.withLock { pool in
+            let skip = max(0, pool.closedCount - limit)
+            for offset in skip..<pool.closedCount {
+                rows.append(pool.closed[(pool.closedStart + offset) % Self.closedCapacity])
+            }
+            let dropped = pool.closedDropped + UInt64(skip)
+            pool.closedStart = 0
+            pool.closedCount = 0
+            pool.closedDropped = 0
+            return dropped
+        }
     }
 
     /// How many connection objects exist (open or pooled).

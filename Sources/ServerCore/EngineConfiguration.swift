@@ -43,6 +43,14 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// history; the ring only has to cover a reader that falls behind. Each frame holds every
     /// worker's two histograms (3.2 KiB per worker), so the ring is kept short.
     public var statsHistoryFrames = 128
+    /// Connections each frame carries in full (`--connections`, 1 to 256): the interval's
+    /// longest waiting and busiest (`ConnectionRanking`); up to `closedRows` of the ones that
+    /// closed in it come on top.
+    public var connectionRows = 32
+    public static let maxConnectionRows = 256
+    /// Closed connections a frame carries at most (the newest of the interval).
+    public static let closedRows = 16
+
     /// Whether workers count their completions and time. Off only to measure what counting
     /// costs: frames then show no per-worker activity.
     public var countsWorkerActivity = true

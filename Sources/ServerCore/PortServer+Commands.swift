@@ -93,6 +93,7 @@ extension PortServer {
 
     private func perform(_ command: EngineCommand) -> CommandOutcome {
         if command == .drain { return startDrain() }
+        if case .closeConnection(let id) = command { return closeConnection(id: id) }
         if command == .retireWorker {
             do {
                 guard try retireWorker() else {
@@ -140,7 +141,7 @@ extension PortServer {
                     let before = simulatedBlockMicroseconds
                     simulatedBlockMicroseconds = value
                     return CommandOutcome(succeeded: true, message: "simulated blocking \(before) → \(value) µs per completion")
-                case .retireWorker, .drain, .setAuto, .toggleAuto:
+                case .retireWorker, .drain, .setAuto, .toggleAuto, .closeConnection:
                     return CommandOutcome(succeeded: false, message: "unreachable")
                 }
             } catch {

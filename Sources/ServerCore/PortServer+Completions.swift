@@ -27,6 +27,12 @@ extension PortServer {
             let connection = connections[Int(completion.context)]
             let owned = connection.arrive(Connection.shrinkArrived)
             if owned != 0 { pump(connection, owned, worker: worker) }
+        case Self.operatorCloseKey:
+            if counts { worker.slot.countPosted() }
+            // Posted only by `closeConnection`, for a slot it found created.
+            let connection = connections[Int(completion.context)]
+            let owned = connection.arrive(Connection.operatorCloseArrived)
+            if owned != 0 { pump(connection, owned, worker: worker) }
         case Self.deadlineKey:
             if counts { worker.slot.countPosted() }
             // Posted only by the deadline check, for a slot it found created. The flag clears
@@ -114,11 +120,12 @@ extension PortServer {
 
     /// Takes an accepted socket into service, or closes it at once when full.
     private func admit(_ fd: CInt, worker: Worker) {
-        acceptedCount.add(1, ordering: .relaxed)
+        let number = acceptedCount.add(1, ordering: .relaxed).newValue
         guard !draining.load(ordering: .relaxed),
               openCount.load(ordering: .relaxed) < configuration.maxConnections,
               let connection = connections.take() else {
             refusedCount.add(1, ordering: .relaxed)
+            recordRefused(fd, number: number)
             close(fd)
             return
         }
@@ -135,12 +142,14 @@ extension PortServer {
         }
         guard acquired else {
             refusedCount.add(1, ordering: .relaxed)
+            recordRefused(fd, number: number)
             close(fd)
             // Back to the pool: whoever holds the strand finds it closed and releases it.
             connections.give(connection)
             return
         }
         connection.reset(fd: fd)
+        connection.figures.open(id: number, at: UInt64(CIOURing_now_ns()), peer: Self.peerAddress(of: fd))
         // Once per slot: the handler is reused by the slot's later connections.
         if connection.handler == nil && !serving.repliesWithInput { connection.handler = serving.makeHandler() }
         connection.isOpen.store(true, ordering: .releasing)
@@ -167,6 +176,10 @@ extension PortServer {
         let slot = worker.map { $0.counts ? $0.slot : nil } ?? nil
         while true {
             if connection.fd >= 0 {
+                if let worker, slot != nil {
+                    connection.figures.served(at: worker.packetStartNs, queueWait: worker.packetWaitNs,
+                                              completions: UInt64((bits & Connection.packetMask).nonzeroBitCount))
+                }
                 let submitter = worker.map { $0.slot.index + 1 } ?? 0
                 if let handler = connection.handler {
                     applyHandled(bits, to: connection, slot: slot)
@@ -179,7 +192,10 @@ extension PortServer {
                     finish(connection)
                     return
                 }
-                if let worker { connection.publishAttribution(lastWorker: worker.slot.index + 1) }
+                if let worker {
+                    connection.publishAttribution(lastWorker: worker.slot.index + 1)
+                    if slot != nil { recordFigures(connection, now: worker.strandClockNs) }
+                }
             }
             if connection.release() { return }
             bits = connection.take()
@@ -220,8 +236,28 @@ extension PortServer {
             fail(c, errno: c.sendErrno)
             return nil
         }
-        slot?.countBytesOut(UInt64(c.sendResult))
+        if let slot {
+            slot.countBytesOut(UInt64(c.sendResult))
+            c.figures.add(ConnectionFigures.Word.bytesOut, UInt64(c.sendResult))
+        }
         return Int(c.sendResult)
+    }
+
+    /// Counts received bytes for the worker and the connection (when the worker counts).
+    @inline(__always)
+    func countBytesIn(_ bytes: Int, _ c: Connection, _ slot: WorkerSlot?) {
+        guard let slot else { return }
+        slot.countBytesIn(UInt64(bytes))
+        c.figures.add(ConnectionFigures.Word.bytesIn, UInt64(bytes))
+    }
+
+    /// An operator's close reached the strand: it closes the connection it was meant for.
+    func applyOperatorClose(_ c: Connection) {
+        // acquiring: pairs with the releasing store in `closeConnection`.
+        guard c.operatorCloseID.load(ordering: .acquiring) == c.figures.id, !c.closeIssued else { return }
+        if c.closeReason == nil { c.closeReason = .byOperator }
+        operatorCloseCount.add(1, ordering: .relaxed)
+        c.closing = true
     }
 
     private func apply(_ bits: UInt32, to c: Connection, slot: WorkerSlot?) {
@@ -233,7 +269,7 @@ extension PortServer {
             case .bytes(let bytes):
                 c.buffered += bytes
                 c.moreWaiting = bytes == c.receiveLength
-                slot?.countBytesIn(UInt64(bytes))
+                countBytesIn(bytes, c, slot)
                 if c.largeIndex >= 0 {
                     // relaxed: a hint for the sweep (see `Connection.active`).
                     c.active.store(true, ordering: .relaxed)
@@ -256,6 +292,7 @@ extension PortServer {
         if bits & Connection.closeArrived != 0 {
             c.closing = true
         }
+        if bits & Connection.operatorCloseArrived != 0 { applyOperatorClose(c) }
         if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
             c.wantsSmall = true
         }
@@ -286,7 +323,7 @@ extension PortServer {
                     break
                 }
                 c.append(port.providedBuffer(id).baseAddress!, count: length)
-                slot?.countBytesIn(UInt64(length))
+                countBytesIn(length, c, slot)
                 // relaxed: a hint for the sweep (see `Connection.active`).
                 if c.largeIndex >= 0 { c.active.store(true, ordering: .relaxed) }
             }
@@ -417,12 +454,23 @@ extension PortServer {
             }
         }
         giveBackLarge(connection)
+        var row = connection.figures.sample(slot: connection.slot)
+        row.state = .closed
+        // The worker's slot index + 1 (the sampler names the worker).
+        row.worker = Int(connection.attribution.load(ordering: .relaxed) & 0xFFFF)
+        let reason = (connection.closeReason ?? (connection.peerClosed ? .peerClosed : .byServer)).frameReason
+        row.closeReason = reason.reason
+        row.closeErrno = reason.errno
+        row.closedAtNs = UInt64(CIOURing_now_ns())
+        row.inflight = 0
+        row.waitingSinceNs = 0
+        connection.figures.close()
         connection.fd = -1
         connection.attribution.store(0, ordering: .relaxed)
         connection.isOpen.store(false, ordering: .releasing)
         openCount.subtract(1, ordering: .relaxed)
         // Hand back the strand; a late close request (drain) is absorbed: fd < 0.
         while !connection.release() { _ = connection.take() }
-        connections.give(connection)
+        connections.give(connection, closed: row.id != 0 ? row : nil)
     }
 }

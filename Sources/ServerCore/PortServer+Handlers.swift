@@ -1,3 +1,4 @@
+import CIOURing
 import CompletionPort
 import EngineStats
 #if canImport(Glibc)
@@ -28,7 +29,7 @@ extension PortServer {
             case .peerClosed: c.peerClosed = true
             case .bytes(let bytes):
                 bytesArrived = true
-                slot?.countBytesIn(UInt64(bytes))
+                countBytesIn(bytes, c, slot)
                 if c.lingering {
                     // Discarded: the handler is done with this connection.
                 } else if c.largeIndex >= 0 {
@@ -55,6 +56,7 @@ extension PortServer {
         if bits & Connection.shrinkArrived != 0 && c.largeIndex >= 0 {
             c.wantsSmall = true
         }
+        if bits & Connection.operatorCloseArrived != 0 { applyOperatorClose(c) }
         if bits & Connection.deadlineArrived != 0 { checkDeadline(c, bytesArrived: bytesArrived) }
     }
 
@@ -76,11 +78,18 @@ extension PortServer {
                 c.outputCount += output.count
                 follow(verdict, c)
             }
+            let calling = c.buffered > 0 && !c.readingPaused
             serveInput(c, handler, worker: worker)
             if c.readingPaused && !c.sending && c.outputLargeIndex < 0 && growOutput(c) {
                 // Paused for room: more fits now, before anything is sent.
                 c.readingPaused = false
                 serveInput(c, handler, worker: worker)
+            }
+            if calling, let worker, worker.counts {
+                // The handler's time: from the packet's start (or the last reading) to now.
+                let now = UInt64(CIOURing_now_ns())
+                c.figures.add(ConnectionFigures.Word.handlerNs, now > worker.strandClockNs ? now - worker.strandClockNs : 0)
+                worker.strandClockNs = now
             }
             if c.readingPaused && c.outputCount == 0 && !c.sending {
                 // Paused with nothing to send: a reply larger than the largest output buffer.

@@ -82,6 +82,7 @@ extension PortServer {
                 frame.workers[index].connections = connectionsBySlot[frame.workers[index].slot]
                 frame.workers[index].pending = pendingBySlot[frame.workers[index].slot]
             }
+            sampleConnections(into: &frame, now: now)
         }
     }
 }

@@ -106,6 +106,9 @@ public final class PortServer: @unchecked Sendable {
     let acceptedCount = Atomic<UInt64>(0)
     let refusedCount = Atomic<UInt64>(0)
     let closedByErrorCount = Atomic<UInt64>(0)
+    let operatorCloseCount = Atomic<UInt64>(0)
+    /// The sampler's memory of the connections (rates, candidates), under `tallyLock`.
+    let connectionSampling = ConnectionSampling()
     let acceptErrorCount = Atomic<UInt64>(0)
 
     /// Completion keys that are not connection slots.
@@ -120,6 +123,9 @@ public final class PortServer: @unchecked Sendable {
     /// Key of the packets the deadline check posts: "connection `context`, your deadline has
     /// passed" (see `expireDeadlines`).
     static let deadlineKey = UInt64.max - 4
+    /// Key of the packets an operator's close posts: "connection `context`, close if you are
+    /// still `Connection.operatorCloseID`" (see `closeConnection`).
+    static let operatorCloseKey = UInt64.max - 5
     /// Context of the shutdown packet posted on `controlKey`.
     static let shutdownContext: UInt64 = 1
     /// Contexts of a connection's operations.
@@ -143,6 +149,9 @@ public final class PortServer: @unchecked Sendable {
         }
         guard configuration.maxConnections > 0, configuration.maxConnections <= 1 << 22 else {
             throw EngineError.invalidConfiguration("max connections must be between 1 and 4194304")
+        }
+        guard (1...EngineConfiguration.maxConnectionRows).contains(configuration.connectionRows) else {
+            throw EngineError.invalidConfiguration("connections shown per frame must be between 1 and \(EngineConfiguration.maxConnectionRows)")
         }
         guard configuration.workers >= 0, configuration.resolvedWorkers <= EngineConfiguration.maxWorkers else {
             throw EngineError.invalidConfiguration("workers must be between 0 and \(EngineConfiguration.maxWorkers)")
@@ -190,7 +199,8 @@ public final class PortServer: @unchecked Sendable {
         connections = table
         bufferPool = pool
         stats = StatsRing(capacity: configuration.statsHistoryFrames, workerCapacity: EngineConfiguration.maxWorkers,
-                          handler: handlerSchema)
+                          handler: handlerSchema,
+                          connectionCapacity: configuration.connectionRows + EngineConfiguration.closedRows)
         // Not strong: the sampler must not keep a dropped engine alive. unowned(unsafe), not
         // weak: a weak reference gives the engine a side table, and every retain and release
         // of it — workers make them per completion — then takes the slow path. Sound because
@@ -221,6 +231,7 @@ public final class PortServer: @unchecked Sendable {
         identity.processStartTicks = ProcessStart.ticks(of: getpid()) ?? 0
         identity.backend = "\(port.backend)"
         identity.protocolName = serving.name
+        identity.connectionFigure = serving.connectionFigure ?? ""
         identity.handler = handlerSchema
         identity.address = address
         identity.note = port.fallbackReason.map { "io_uring unavailable: \($0)" } ?? ""

@@ -1,4 +1,7 @@
 import EngineStats
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A protocol the server core speaks: echo (`EchoProtocol`), HTTP, or yours.
 ///
@@ -25,6 +28,11 @@ public protocol ServerProtocol: Sendable {
     /// into this array): shown by every viewer beside the core's. At most 16.
     var metrics: [HandlerMetric] { get }
 
+    /// The name of the one figure its handlers count per connection
+    /// (`ConnectionContext.countForConnection`), shown in the connections view: "requests"
+    /// for HTTP. Nil (the default) when it has none. At most 15 bytes.
+    var connectionFigure: String? { get }
+
     /// A packet a handler posted (`ConnectionContext.post`, IOCP's
     /// `PostQueuedCompletionStatus`) has been dequeued: runs on that worker, after the packets
     /// queued before it and outside every connection's strand (work handed off, a timer's
@@ -35,6 +43,7 @@ public protocol ServerProtocol: Sendable {
 extension ServerProtocol {
     public var repliesWithInput: Bool { false }
     public var metrics: [HandlerMetric] { [] }
+    public var connectionFigure: String? { nil }
     public func posted(_ context: UInt64) {}
 }
 
@@ -97,6 +106,22 @@ public enum CloseReason: Sendable, Hashable {
     case byServer
     /// Its deadline passed (`ConnectionContext.setDeadline`: a header or idle timeout).
     case timedOut
+    /// An operator closed it (the connections view's `x`, the `close-connection` command).
+    case byOperator
+}
+
+extension CloseReason {
+    /// How frames name it.
+    var frameReason: (reason: ConnectionCloseReason, errno: Int) {
+        switch self {
+        case .peerClosed: (.peerClosed, 0)
+        case .byHandler: (.byHandler, 0)
+        case .failed(let code): (code == ECONNRESET || code == EPIPE ? .reset : .failed, Int(code))
+        case .byServer: (.byServer, 0)
+        case .timedOut: (.timedOut, 0)
+        case .byOperator: (.byOperator, 0)
+        }
+    }
 }
 
 /// A handler metric's declaration (defined beside the frames that carry it), named here so a

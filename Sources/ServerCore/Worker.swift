@@ -30,6 +30,13 @@ final class Worker: @unchecked Sendable {
 
     static let batchSize = 64
 
+    /// The packet being served: when it started, how long it had waited in the port's FIFO,
+    /// and the last clock reading a strand took while serving it (handler time is measured
+    /// from there). Touched only by this worker's thread, and only while it counts.
+    var packetStartNs: UInt64 = 0
+    var packetWaitNs: UInt64 = 0
+    var strandClockNs: UInt64 = 0
+
     init(id: Int, slot: WorkerSlot, engine: PortServer) {
         self.id = id
         self.slot = slot
@@ -104,8 +111,11 @@ final class Worker: @unchecked Sendable {
                             batchStart = now
                         }
                         let queuedAt = UInt64(max(packet.queuedAtNs, 0))
-                        if queuedAt > 0 { slot.recordQueueWait(now > queuedAt ? now - queuedAt : 0) }
+                        packetWaitNs = queuedAt > 0 && now > queuedAt ? now - queuedAt : 0
+                        if queuedAt > 0 { slot.recordQueueWait(packetWaitNs) }
                         packetStart = now
+                        packetStartNs = now
+                        strandClockNs = now
                         if now &- batchStart >= Self.giveBackAfterNs && batch.unstarted > 0
                             && engine.port.couldRunAnotherThread {
                             engine.port.giveBack(batch)

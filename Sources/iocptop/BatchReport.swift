@@ -93,6 +93,25 @@ struct BatchReport {
         return object
     }
 
+    /// One row of the connections table: its fields as `FrameLayout` names them, then its
+    /// state, why it closed, its peer, its age, idle and waiting times, and the handler's
+    /// own figure under the protocol's name (`requests`, `requests_per_s`).
+    private func connectionObject(_ row: ConnectionSample) -> JSONLine {
+        var object = JSONLine()
+        for field in FrameLayout.connectionFields { object.add(field, of: row) }
+        object.add("state", row.state.description)
+        if row.state == .closed { object.add("close_reason", row.closeReason.description) }
+        object.add("peer", row.peer.description)
+        object.add("age_s", Double(row.ageNs(at: frame.timestampNs)) / 1e9, decimals: 3)
+        object.add("idle_s", Double(row.idleNs(at: frame.timestampNs)) / 1e9, decimals: 3)
+        object.add("waiting_s", Double(row.waitingNs(at: frame.timestampNs)) / 1e9, decimals: 3)
+        if !identity.connectionFigure.isEmpty {
+            object.add(identity.connectionFigure, row.handlerFigure)
+            object.add("\(identity.connectionFigure)_per_s", row.figurePerSecond)
+        }
+        return object
+    }
+
     /// The stable schema documented in README.md: the frame's fields as `FrameLayout` names
     /// them, then what is derived from two frames; keys are only ever appended.
     var json: String {
@@ -132,6 +151,7 @@ struct BatchReport {
             object.add("message", warning.message)
             return object
         })
+        line.add("connections", objects: frame.connections.map(connectionObject))
         line.add("workers", objects: zip(rates.workers, frame.workers).map { worker, sample in
             var object = JSONLine()
             for field in FrameLayout.workerFields { object.add(field, of: sample) }

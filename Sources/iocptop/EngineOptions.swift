@@ -48,6 +48,10 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("max-connections"), parsing: .unconditional, help: "Connections beyond this are accepted and closed at once.")
     var maxConnections = 10_000
 
+    @Option(name: .customLong("connections"), parsing: .unconditional,
+            help: "Connections each frame carries for the connections view (1-256): the longest waiting, then the busiest by bytes/s.")
+    var connectionRows = 32
+
     @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Largest echo buffer per connection, in bytes: lent from a shared pool while data flows (idle connections keep 1 KiB).")
     var bufferSize = 262_144
 
@@ -77,6 +81,9 @@ struct EngineOptions: ParsableArguments {
         guard workMicroseconds >= 0, workMicroseconds <= 1_000_000 else { throw ValidationError("--work-us must be between 0 and 1000000") }
         guard blockMicroseconds >= 0, blockMicroseconds <= 1_000_000 else { throw ValidationError("--block-us must be between 0 and 1000000") }
         guard maxConnections > 0, maxConnections <= 1 << 22 else { throw ValidationError("--max-connections must be between 1 and 4194304") }
+        guard (1...EngineConfiguration.maxConnectionRows).contains(connectionRows) else {
+            throw ValidationError("--connections must be between 1 and \(EngineConfiguration.maxConnectionRows)")
+        }
         guard bufferSize >= 64, bufferSize <= 1 << 24 else { throw ValidationError("--buffer-size must be between 64 and 16777216") }
         if serverProtocol == .http && bufferSize < 16384 {
             throw ValidationError("--buffer-size must be at least 16384 with --protocol http (a request head may take 8 KiB)")
@@ -113,6 +120,7 @@ struct EngineOptions: ParsableArguments {
         configuration.workMicroseconds = workMicroseconds
         configuration.blockMicroseconds = blockMicroseconds
         configuration.maxConnections = maxConnections
+        configuration.connectionRows = connectionRows
         configuration.ioBufferSize = bufferSize
         configuration.providedBuffers = providedBuffers
         configuration.statsPeriodMilliseconds = refreshMilliseconds

@@ -1,0 +1,149 @@
+import CAtomicWords
+import EngineStats
+
+/// One connection's figures for the connections view: 16 words in the connection table's
+/// figures slab, written only by whoever owns the connection's strand (a relaxed load and a
+/// relaxed store: no read-modify-write, no lock), read by the sampler.
+///
+/// The words of one connection share two cache lines nobody else writes. The sampler reads
+/// them without owning the strand: each word is atomic, the set is not. It takes the row only
+/// if `id` reads the same non-zero value before and after (an acquiring load, then an
+/// acquiring fence before the re-check), so a row never mixes two connections of one slot;
+/// within one connection, a row may mix figures a few nanoseconds apart, which a sample is.
+struct ConnectionFigures {
+    /// Word indices.
+    enum Word {
+        /// The connection's number (`acceptedCount` at its accept); 0 while the slot is free.
+        static let id = 0
+        static let openedAt = 1
+        static let bytesIn = 2
+        static let bytesOut = 3
+        static let completions = 4
+        static let handlerNs = 5
+        static let longestWait = 6
+        static let lastWait = 7
+        static let lastActivity = 8
+        /// Bits 0–7 `ConnectionState`, 8–15 operations in flight, 16 large input, 17 large output.
+        static let status = 9
+        static let waitingSince = 10
+        static let handlerFigure = 11
+        /// Bits 0–31 buffer bytes held, 32–63 bytes buffered.
+        static let buffers = 12
+        static let peerMeta = 13
+        static let peerHigh = 14
+        static let peerLow = 15
+        static let count = 16
+    }
+
+    let words: UnsafeMutablePointer<UInt64>
+
+    @inline(__always)
+    func load(_ word: Int) -> UInt64 {
+        // relaxed: a sampled figure, read on its own (see the type's comment for `id`).
+        AtomicWord_loadRelaxed(words + word)
+    }
+
+    @inline(__always)
+    func store(_ word: Int, _ value: UInt64) {
+        // relaxed: one writer, the strand's owner; readers sample it.
+        AtomicWord_storeRelaxed(words + word, value)
+    }
+
+    @inline(__always)
+    func add(_ word: Int, _ amount: UInt64) {
+        AtomicWord_addSingleWriter(words + word, amount)
+    }
+
+    /// Starts a new connection's figures (its owner, before its first completion).
+    func open(id: UInt64, at now: UInt64, peer: PeerAddress) {
+        for word in 1..<Word.count { store(word, 0) }
+        store(Word.openedAt, now)
+        store(Word.lastActivity, now)
+        store(Word.status, ConnectionState.receiving.rawValue)
+        store(Word.peerMeta, peer.meta)
+        store(Word.peerHigh, peer.high)
+        store(Word.peerLow, peer.low)
+        // releasing: the figures above are in place before a sampler that reads this id.
+        AtomicWord_storeRelease(words + Word.id, id)
+    }
+
+    /// The slot is free again: the sampler skips it.
+    func close() { store(Word.id, 0) }
+
+    var id: UInt64 { load(Word.id) }
+
+    /// Records the packet the owner now serves: its FIFO wait and when it started.
+    @inline(__always)
+    func served(at start: UInt64, queueWait: UInt64, completions: UInt64) {
+        add(Word.completions, completions)
+        store(Word.lastActivity, start)
+        store(Word.lastWait, queueWait)
+        if queueWait > load(Word.longestWait) { store(Word.longestWait, queueWait) }
+    }
+
+    /// Records the connection's state; a wait (blocked, paused) starts at `now` when it was
+    /// not already waiting, and ends when it is in neither.
+    @inline(__always)
+    func record(state: ConnectionState, inflight: Int, largeInput: Bool, largeOutput: Bool,
+                held: Int, buffered: Int, now: UInt64) {
+        let status = state.rawValue | UInt64(min(inflight, 255)) << 8
+            | (largeInput ? 1 << 16 : 0) | (largeOutput ? 1 << 17 : 0)
+        let previous = load(Word.status)
+        if previous != status { store(Word.status, status) }
+        let waits = state == .paused || state == .blocked
+        let since = load(Word.waitingSince)
+        if waits && since == 0 {
+            store(Word.waitingSince, max(now, 1))
+        } else if !waits && since != 0 {
+            store(Word.waitingSince, 0)
+        }
+        let buffers = UInt64(UInt32(clamping: held)) | UInt64(UInt32(clamping: buffered)) << 32
+        if load(Word.buffers) != buffers { store(Word.buffers, buffers) }
+    }
+
+    /// Shows the connection as blocked (its handler entered the port's blocking scope) from
+    /// `now`; returns the status to put back with `endBlocking`.
+    func beginBlocking(now: UInt64) -> UInt64 {
+        let status = load(Word.status)
+        store(Word.status, status & ~0xFF | ConnectionState.blocked.rawValue)
+        store(Word.waitingSince, max(now, 1))
+        return status
+    }
+
+    /// The handler left the blocking scope: the status before it (the owner records the
+    /// state anew when the strand's pass ends).
+    func endBlocking(restoring status: UInt64) {
+        store(Word.status, status)
+        store(Word.waitingSince, 0)
+    }
+
+    /// The row as the words hold it now (the caller checks `id` around the read). `worker` is
+    /// the slot index + 1 of the worker that last ran the strand (the sampler maps it to an id).
+    func sample(slot: Int) -> ConnectionSample {
+        var row = ConnectionSample()
+        row.id = load(Word.id)
+        row.slot = slot
+        row.openedAtNs = load(Word.openedAt)
+        row.bytesIn = load(Word.bytesIn)
+        row.bytesOut = load(Word.bytesOut)
+        row.completions = load(Word.completions)
+        row.handlerNs = load(Word.handlerNs)
+        row.longestWaitNs = load(Word.longestWait)
+        row.lastWaitNs = load(Word.lastWait)
+        row.lastActivityNs = load(Word.lastActivity)
+        let status = load(Word.status)
+        row.stateWord = status & 0xFF
+        row.inflight = Int(status >> 8 & 0xFF)
+        row.largeInput = status & 1 << 16 != 0
+        row.largeOutput = status & 1 << 17 != 0
+        row.waitingSinceNs = load(Word.waitingSince)
+        row.handlerFigure = load(Word.handlerFigure)
+        let buffers = load(Word.buffers)
+        row.heldBytes = Int(buffers & 0xFFFF_FFFF)
+        row.bufferedBytes = Int(buffers >> 32)
+        row.peerMeta = load(Word.peerMeta)
+        row.peerHigh = load(Word.peerHigh)
+        row.peerLow = load(Word.peerLow)
+        return row
+    }
+}
