@@ -13,10 +13,15 @@ import Glibc
 /// index gap and count), the worker count, the worker rows. A reader maps fields by name, so
 /// a recording made before a field was added still replays (the new field reads as zero), and
 /// a torn tail (a kill -9 mid-write) fails its length or checksum and is where reading stops.
+///
+/// Format 2 adds the connection rows: after the worker table, a connection field table and the
+/// name of the handler's per-connection figure; in each record, after the worker rows, the
+/// connection count and rows (the frame's top connections and closes). Format 1 files read
+/// with no connection rows.
 public enum FrameRecording {
     static let magic: UInt64 = 0x4345_5254_5043_4F49  // "IOCPTREC"
     /// Version of this file format (not of the frame layout). A reader refuses newer ones.
-    public static let formatVersion: UInt64 = 1
+    public static let formatVersion: UInt64 = 2
     /// A record larger than this is garbage, not a frame (256 workers × ~3 KiB is under 1 MiB).
     static let largestRecord = 8 << 20
 
@@ -85,6 +90,9 @@ public enum FrameRecording {
         out.word(UInt64(FrameLayout.workerFields.count + handler.count))
         for field in FrameLayout.workerFields { out.field(field.name, field.kind, field.unit, field.width) }
         for metric in handler { out.field(handlerPrefix + metric.name, metric.fieldKind, metric.unit, metric.width) }
+        out.word(UInt64(FrameLayout.connectionFields.count))
+        for field in FrameLayout.connectionFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.string(identity.connectionFigure)
         out.word(checksum(out.bytes))
         return out.bytes
     }
@@ -103,6 +111,10 @@ public enum FrameRecording {
         for worker in frame.workers {
             for field in FrameLayout.workerFields { append(field, of: worker, to: &payload) }
             append(handler, row: worker.handler, to: &payload)
+        }
+        payload.varint(UInt64(frame.connections.count))
+        for connection in frame.connections {
+            for field in FrameLayout.connectionFields { append(field, of: connection, to: &payload) }
         }
         var out = ByteWriter()
         out.u32(UInt32(payload.bytes.count))
@@ -167,12 +179,15 @@ public enum FrameRecording {
         private let records: [Range<Int>]
         private let frameColumns: [Column]
         private let workerColumns: [Column]
+        /// Nil for a format 1 recording (no connection rows).
+        private let connectionColumns: [Column]?
 
         init(identity: EngineIdentity, realtimeNs: UInt64, monotonicNs: UInt64, truncation: String?, timestamps: [UInt64],
-             bytes: [UInt8], records: [Range<Int>], frameColumns: [Column], workerColumns: [Column]) {
+             bytes: [UInt8], records: [Range<Int>], frameColumns: [Column], workerColumns: [Column], connectionColumns: [Column]?) {
             (self.identity, self.realtimeNs, self.monotonicNs, self.truncation, self.timestamps) =
                 (identity, realtimeNs, monotonicNs, truncation, timestamps)
-            (self.bytes, self.records, self.frameColumns, self.workerColumns) = (bytes, records, frameColumns, workerColumns)
+            (self.bytes, self.records, self.frameColumns, self.workerColumns, self.connectionColumns) =
+                (bytes, records, frameColumns, workerColumns, connectionColumns)
         }
 
         /// Whole frames in the recording.
@@ -180,7 +195,7 @@ public enum FrameRecording {
 
         /// The frame at `index` (0 ..< count). Every record was checked when the file was read.
         public func frame(at index: Int) -> StatsFrame {
-            decode(bytes[records[index]], frameColumns, workerColumns) ?? StatsFrame()
+            decode(bytes[records[index]], frameColumns, workerColumns, connectionColumns) ?? StatsFrame()
         }
 
         /// Every frame, decoded (for small recordings and tests).
@@ -232,6 +247,7 @@ public enum FrameRecording {
         var width: Int
         var frameField: FrameField<StatsFrame>?
         var workerField: FrameField<WorkerSample>?
+        var connectionField: FrameField<ConnectionSample>?
         /// A handler metric's column: where its words go in a row of `handlerWords`.
         var handlerOffset: Int?
         var handlerWords = 0
@@ -287,6 +303,12 @@ public enum FrameRecording {
         }
         var frameColumns = try columns(FrameLayout.frameFields) { Column(width: $0, frameField: $1) }
         var workerColumns = try columns(FrameLayout.workerFields) { Column(width: $0, workerField: $1) }
+        var connectionColumns: [Column]?
+        if version >= 2 {
+            connectionColumns = try columns(FrameLayout.connectionFields) { Column(width: $0, connectionField: $1) }
+            guard let figure = input.string() else { throw .damagedHeader }
+            identity.connectionFigure = figure
+        }
         // The handler schema the recording carries; metric indices become word offsets.
         if let schema = try? HandlerSchema(handlerMetrics) {
             identity.handler = schema
@@ -333,7 +355,7 @@ public enum FrameRecording {
                 break
             }
             guard UInt32(truncatingIfNeeded: checksum(payload)) == sum,
-                  let frame = decode(payload, frameColumns, workerColumns) else {
+                  let frame = decode(payload, frameColumns, workerColumns, connectionColumns) else {
                 truncation = "damaged record at byte \(start) (checksum mismatch)"
                 break
             }
@@ -342,10 +364,11 @@ public enum FrameRecording {
         }
         return Contents(identity: identity, realtimeNs: realtime, monotonicNs: monotonic, truncation: truncation,
                         timestamps: timestamps, bytes: bytes, records: records,
-                        frameColumns: frameColumns, workerColumns: workerColumns)
+                        frameColumns: frameColumns, workerColumns: workerColumns, connectionColumns: connectionColumns)
     }
 
-    fileprivate static func decode(_ payload: ArraySlice<UInt8>, _ frameColumns: [Column], _ workerColumns: [Column]) -> StatsFrame? {
+    fileprivate static func decode(_ payload: ArraySlice<UInt8>, _ frameColumns: [Column], _ workerColumns: [Column],
+                                   _ connectionColumns: [Column]?) -> StatsFrame? {
         var input = ByteReader(bytes: Array(payload))
         var frame = StatsFrame()
         for column in frameColumns {
@@ -383,6 +406,26 @@ public enum FrameRecording {
                 field.set(words: words, in: &worker)
             }
             frame.workers.append(worker)
+        }
+        if let connectionColumns {
+            // As for workers: a count the bytes left cannot hold is garbage.
+            guard let count = input.varint(), count <= 4096,
+                  connectionColumns.isEmpty ? count == 0 : count <= UInt64((input.bytes.count - input.offset) / connectionColumns.count)
+            else { return nil }
+            frame.connections.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                var connection = ConnectionSample()
+                for column in connectionColumns {
+                    // A handler column here is not one this iocptop wrote: skipped by width.
+                    guard let field = column.connectionField, column.handlerOffset == nil else {
+                        guard input.skipField(width: column.width) else { return nil }
+                        continue
+                    }
+                    guard let words = input.fieldWords(width: column.width) else { return nil }
+                    field.set(words: words, in: &connection)
+                }
+                frame.connections.append(connection)
+            }
         }
         // Every byte of a record belongs to its fields.
         return input.offset == input.bytes.count ? frame : nil

@@ -20,13 +20,7 @@ final class ConnectionSampling {
 
     /// Starts a pass at `now` over `slots` slots.
     func prepare(slots: Int, now: UInt64) {
-        if previousID.count < slots {
-            let more = slots - previousID.count
-            previousID += repeatElement(0, count: more)
-            previousIn += repeatElement(0, count: more)
-            previousOut += repeatElement(0, count: more)
-            previousFigure += repeatElement(0, count: more)
-        }
+        grow(to: slots)
         self.now = now
         intervalNs = previousNs > 0 && now > previousNs ? now - previousNs : 0
         previousNs = now
@@ -34,10 +28,21 @@ final class ConnectionSampling {
         candidates.removeAll(keepingCapacity: true)
     }
 
+    /// Makes room for `slots` slots (more are created while a pass runs: `read` grows too).
+    private func grow(to slots: Int) {
+        guard previousID.count < slots else { return }
+        let more = max(slots - previousID.count, previousID.count / 2)
+        previousID += repeatElement(0, count: more)
+        previousIn += repeatElement(0, count: more)
+        previousOut += repeatElement(0, count: more)
+        previousFigure += repeatElement(0, count: more)
+    }
+
     /// Reads an open connection's row (nil for a free slot, or one that changed connection
     /// while it was read), computes its rates and keeps it as a candidate.
     func read(_ connection: Connection) -> ConnectionSample? {
         let figures = connection.figures, slot = connection.slot
+        grow(to: slot + 1)
         // acquiring: pairs with the releasing store of the id in `ConnectionFigures.open`.
         let id = AtomicWord_loadAcquire(figures.words + ConnectionFigures.Word.id)
         guard id != 0 else {

@@ -14,6 +14,21 @@ import Glibc
             frame.workers[index].service.record(number * 40_000)
         }
         frame.load.roundTrip.record(123_456)
+        // Connection rows: the top ones and a close, every field a function of the number.
+        for index in 0..<Int(number % 4) {
+            var row = ConnectionSample()
+            row.id = number * 10 + UInt64(index)
+            row.slot = index
+            row.state = index == 2 ? .closed : .receiving
+            row.closeReason = index == 2 ? .reset : .none
+            row.closeErrno = index == 2 ? 104 : 0
+            row.bytesIn = number * 1_000_003
+            row.bytesOutPerSecond = number * 77
+            row.handlerFigure = number
+            row.worker = index - 1
+            row.peer = PeerAddress(ipv4: (127, 0, 0, 1), port: UInt16(40_000 + index))
+            frame.connections.append(row)
+        }
         return frame
     }
 
@@ -25,6 +40,7 @@ import Glibc
         identity.backend = "io_uring"
         identity.address = "127.0.0.1:7007"
         identity.note = "test"
+        identity.connectionFigure = "requests"
         return identity
     }
 
@@ -74,6 +90,8 @@ import Glibc
         #expect(contents.identity.address == "127.0.0.1:7007")
         #expect(contents.identity.backend == "io_uring")
         #expect(contents.identity.periodNs == 500_000_000)
+        #expect(contents.identity.connectionFigure == "requests")
+        #expect(contents.frames.contains { $0.connections.count == 3 })
         // The wall clock of the first frame is near now (the header was written now).
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -148,7 +166,7 @@ import Glibc
         frame.port.queueDepth = 77
         var out = ByteWriter()
         out.word(FrameRecording.magic)
-        out.word(FrameRecording.formatVersion)
+        out.word(1)  // format 1: no connection table
         out.word(1)
         out.word(1); out.word(2); out.word(500_000_000)
         out.string("epoll"); out.string("127.0.0.1:9"); out.string("")
@@ -176,6 +194,7 @@ import Glibc
         #expect(contents.truncation == nil)
         var expected = frame
         expected.port.queueDepth = 0
+        expected.connections = []
         #expect(contents.frames == [expected])
         #expect(contents.identity.backend == "epoll")
     }
@@ -246,8 +265,39 @@ import Glibc
         }
         out.word(UInt64(workerColumns.count))
         for (name, width) in workerColumns { out.field(name, .gauge, .none, width) }
+        connectionTable(&out)
         out.word(FrameRecording.checksum(out.bytes))
         return out.bytes
+    }
+
+    /// Format 2's connection table (every current field) and figure name.
+    func connectionTable(_ out: inout ByteWriter) {
+        out.word(UInt64(FrameLayout.connectionFields.count))
+        for field in FrameLayout.connectionFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.string("")
+    }
+
+    /// A format 1 recording (before connection rows) reads, its frames without connections.
+    @Test func aFormatOneRecordingReadsWithoutConnections() throws {
+        var frame = recordedFrame(number: 4)
+        frame.connections = []
+        var out = ByteWriter()
+        out.word(FrameRecording.magic)
+        out.word(1)
+        out.word(5)
+        out.word(1); out.word(2); out.word(500_000_000)
+        out.string("io_uring"); out.string("127.0.0.1:9"); out.string("")
+        out.word(0); out.word(0)
+        out.word(UInt64(FrameLayout.frameFields.count))
+        for field in FrameLayout.frameFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(UInt64(FrameLayout.workerFields.count))
+        for field in FrameLayout.workerFields { out.field(field.name, field.kind, field.unit, field.width) }
+        out.word(FrameRecording.checksum(out.bytes))
+        // Format 1 records end after the worker rows: today's record without its connection count (0).
+        let payload = Array(FrameRecording.record(frame, handler: .empty).dropFirst(8).dropLast())
+        let contents = try FrameRecording.parse(out.bytes + framed(payload))
+        #expect(contents.truncation == nil)
+        #expect(contents.frames == [frame])
     }
 
     func framed(_ payload: [UInt8]) -> [UInt8] {
@@ -276,6 +326,7 @@ import Glibc
         }
         out.word(UInt64(FrameLayout.workerFields.count))
         for field in FrameLayout.workerFields { out.field(field.name, oldKind(field.kind), field.unit, field.width) }
+        connectionTable(&out)
         out.word(FrameRecording.checksum(out.bytes))
         let record = FrameRecording.record(frame, handler: .empty)
         let contents = try FrameRecording.parse(out.bytes + record)
@@ -300,6 +351,7 @@ import Glibc
         wide.varint(1); wide.varint(1_000)
         wide.varint(1)
         wide.varint(0)  // the unknown histogram: no bucket used
+        wide.varint(0)  // no connection rows
         let skipped = try FrameRecording.parse(handMadeHeader(workerColumns: [("from_the_future", 4096)]) + framed(wide.bytes))
         #expect(skipped.count == 1 && skipped.frame(at: 0).workers.count == 1)
         // Mutated records with valid checksums: read or refused, never a trap; the frames read
