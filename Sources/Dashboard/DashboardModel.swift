@@ -62,6 +62,34 @@ public struct DashboardModel: Sendable {
     public var protocolName = "echo"
     public private(set) var handlerFigures: [HandlerFigure] = []
 
+    // MARK: the connections table (Tab)
+
+    /// Which table shows: the workers or the connections.
+    public var table: TableKind = .workers
+    public var connectionSort: ConnectionSortColumn = .bytes
+    public var connectionReversed = false
+    /// The selected connection, by id, and the first connection row shown.
+    public internal(set) var selectedConnectionID: UInt64?
+    public internal(set) var connectionScroll = 0
+    /// The connection whose detail pane is open (nil: none).
+    public var connectionDetailID: UInt64?
+    /// The name of the handler's per-connection figure ("requests"; "" when none).
+    public var connectionFigure = ""
+    /// Connections that closed lately, shown dimmed with why, until `closedLingerNs` after.
+    public internal(set) var recentlyClosed: [ConnectionSample] = []
+    public var closedLingerNs: UInt64 = 5_000_000_000
+    /// Bytes per second of the connections lately shown, newest last (the detail pane's
+    /// sparkline), by id; kept for the connections in the newest frame and the one in detail.
+    public internal(set) var connectionHistory: [UInt64: [Double]] = [:]
+    static let connectionHistoryLength = 120
+    /// The connection `x` asked to close, until the operator confirms (`y`) or not.
+    public var pendingClose: ConnectionRow?
+
+    /// The tables the dashboard switches between.
+    public enum TableKind: Sendable, Hashable {
+        case workers, connections
+    }
+
     public init(backend: String, address: String) {
         self.backend = backend
         self.address = address
@@ -88,6 +116,7 @@ public struct DashboardModel: Sendable {
         let previous = frame
         if !handler.metrics.isEmpty { handlerFigures = handler.figures(previous: previous, current: next) }
         frame = next
+        followConnections(next)
         workMicroseconds = next.settings.workMicroseconds
         queueWaitHistory.append(Double(rates.queueWait?.p99 ?? 0))
         if queueWaitHistory.count > Self.historyLength { queueWaitHistory.removeFirst(queueWaitHistory.count - Self.historyLength) }
@@ -114,6 +143,8 @@ public struct DashboardModel: Sendable {
         queueWaitHistory = []
         warnings = []
         events = []
+        recentlyClosed = []
+        connectionHistory = [:]
     }
 
     /// Sets the status line and keeps it in the event log.
@@ -122,7 +153,7 @@ public struct DashboardModel: Sendable {
         log(text, isWarning: false)
     }
 
-    private mutating func log(_ text: String, isWarning: Bool) {
+    mutating func log(_ text: String, isWarning: Bool) {
         events.append(Event(uptimeNs: frame?.uptimeNs ?? 0, text: text, isWarning: isWarning))
         if events.count > Self.eventCapacity { events.removeFirst(events.count - Self.eventCapacity) }
     }
@@ -158,6 +189,7 @@ public struct DashboardModel: Sendable {
 
     /// Moves the selection by `delta` rows and scrolls so it stays within `visibleRows`.
     public mutating func moveSelection(by delta: Int, visibleRows: Int) {
+        if table == .connections { return moveConnectionSelection(by: delta, visibleRows: visibleRows) }
         let rows = rows
         guard !rows.isEmpty else { selectedID = nil; return }
         let current = rows.firstIndex { $0.id == selectedID } ?? 0
@@ -168,6 +200,7 @@ public struct DashboardModel: Sendable {
 
     /// Adjusts the scroll so the selected row is within the `visibleRows` shown.
     public mutating func keepSelectionVisible(visibleRows: Int) {
+        if table == .connections { return keepConnectionSelectionVisible(visibleRows: visibleRows) }
         let rows = rows
         let count = rows.count
         let index = rows.firstIndex { $0.id == selectedID } ?? 0
@@ -179,6 +212,12 @@ public struct DashboardModel: Sendable {
 
     /// Cycles the sort column forward (`step` 1) or back (-1).
     public mutating func cycleSort(_ step: Int) {
+        if table == .connections {
+            let all = ConnectionSortColumn.allCases.filter { $0 != .figure || !connectionFigure.isEmpty }
+            let index = all.firstIndex(of: connectionSort) ?? 0
+            connectionSort = all[(index + step + all.count) % all.count]
+            return
+        }
         let all = SortColumn.allCases
         sort = all[(sort.rawValue + step + all.count) % all.count]
     }

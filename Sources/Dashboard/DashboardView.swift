@@ -27,10 +27,16 @@ public struct DashboardView: Sendable {
             return
         }
         drawHeader(model, into: &screen)
-        drawTable(model, into: &screen)
+        if model.table == .connections {
+            drawConnectionTable(model, into: &screen)
+        } else {
+            drawTable(model, into: &screen)
+        }
         drawStatus(model, into: &screen)
-        drawKeyBar(replay: model.replayMode, into: &screen)
-        if model.detailID != nil { drawDetail(model, into: &screen) }
+        drawKeyBar(replay: model.replayMode, connections: model.table == .connections, into: &screen)
+        if model.table == .workers, model.detailID != nil { drawDetail(model, into: &screen) }
+        if model.table == .connections, model.connectionDetailID != nil { drawConnectionDetail(model, into: &screen) }
+        if let row = model.pendingClose { drawCloseConfirm(row, into: &screen) }
         if model.showHelp { drawHelp(replay: model.replayMode, into: &screen) }
     }
 
@@ -259,7 +265,7 @@ public struct DashboardView: Sendable {
     }
 
     /// The room under a short table: the last actions and warnings, newest last.
-    private func drawEvents(_ model: DashboardModel, from top: Int, to bottom: Int, into screen: inout Screen) {
+    func drawEvents(_ model: DashboardModel, from top: Int, to bottom: Int, into screen: inout Screen) {
         guard bottom - top >= 2 else { return }
         let rule: Character = unicode ? "─" : "-"
         screen.put(" " + String(repeating: rule, count: 2) + " events " + String(repeating: rule, count: max(0, screen.width - 12)),
@@ -356,12 +362,16 @@ public struct DashboardView: Sendable {
         screen.put(" " + text, x: 0, y: y, style: style)
     }
 
-    private func drawKeyBar(replay: Bool, into screen: inout Screen) {
+    private func drawKeyBar(replay: Bool, connections: Bool, into screen: inout Screen) {
         let y = screen.height - 1
+        let table = ("Tab", connections ? "Workers" : "Conns")
         let keys: [(String, String)] = replay
-            ? [("F1", "Help"), ("Spc", "Play"), (unicode ? "←→" : "<>", "Step"), ("[]", "Speed"), ("Home", "Start"),
+            ? [("F1", "Help"), table, ("Spc", "Play"), (unicode ? "←→" : "<>", "Step"), ("[]", "Speed"), ("Home", "Start"),
                ("End", "End"), ("s", "Sort"), ("Enter", "Detail")]
-            : [("F1", "Help"), ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
+            : connections
+            ? [("F1", "Help"), table, ("x", "Close"), ("Enter", "Detail"), ("s", "Sort"), ("r", "Reverse"), ("+", "Add"),
+               ("-", "Retire"), ("a", "Auto"), ("d", "Drain"), ("Spc", "Pause")]
+            : [("F1", "Help"), table, ("+", "Add"), ("-", "Retire"), ("c", "Conc-"), ("C", "Conc+"),
                ("l", "Load"), ("w", "Work-"), ("W", "Work+"), ("d", "Drain"), ("a", "Auto"), ("s", "Sort"),
                ("Spc", "Pause")]
         // F10 Quit always shows, at the right end; the others as far as they fit.
@@ -386,6 +396,8 @@ public struct DashboardView: Sendable {
             ("SVC p99", "service time, one packet's handling, 99th percentile"),
             ("CPU% IDLE", "thread CPU (kernel I/O too) · time since last completion"),
             ("PEND CONNS", "its operations in flight · connections it served last"),
+            ("Tab: conns", "B/s both ways · WAIT blocked/paused now, else last FIFO wait"),
+            ("", "HELD buffer bytes held · INFL ops in flight · WKR last worker"),
         ]
         let keys = replay ? KeyMap.replayHelp : KeyMap.help
         let lines = (keys + legend).map { Format.left($0.0, 11) + $0.1 }

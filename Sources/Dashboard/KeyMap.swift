@@ -26,6 +26,10 @@ public enum Action: Sendable, Hashable, CaseIterable {
     case showDetail
     /// Close the detail pane (Esc).
     case closeDetail
+    /// Switch between the workers and the connections table (Tab).
+    case toggleTable
+    /// Close the selected connection, after asking (`x`).
+    case closeConnection
 }
 
 /// Key codes → actions. Codes are ncurses' (characters as their code point; function and arrow
@@ -43,6 +47,7 @@ public enum KeyMap {
     public static let controlC: Int32 = 3
     public static let escape: Int32 = 27
     public static let keyEnter: Int32 = 0o527
+    public static let tab: Int32 = 9
 
     /// One row of the key table: the codes that do it, what they do, and how the help overlay
     /// shows them (`keys` and `help`; nil: the row is described together with the row before,
@@ -72,17 +77,19 @@ public enum KeyMap {
         Binding(ascii("W"), .moreWork),
         Binding(ascii("dD"), .drain, "d", "drain: stop accepting, close, wait, retire all"),
         Binding(ascii("aA"), .toggleAuto, "a", "auto mode: the pool sizes itself (+ - c C pause it 30 s)"),
+        Binding([tab], .toggleTable, "Tab", "switch between the workers and the connections table"),
+        Binding(ascii("x"), .closeConnection, "x", "close the selected connection (asks first)"),
         Binding(ascii(" "), .togglePause, "space", "pause the display (the engine keeps running)"),
         Binding(ascii("s>.") + [keyF(6)], .sortNext, "s > <", "sort by the next / previous column"),
         Binding(ascii("<,"), .sortPrevious),
         Binding(ascii("rR"), .reverseSort, "r", "reverse the sort order"),
-        Binding([keyUp] + ascii("k"), .selectUp, "↑ ↓ j k", "select a worker (PgUp PgDn Home End too)"),
+        Binding([keyUp] + ascii("k"), .selectUp, "↑ ↓ j k", "select a row (PgUp PgDn Home End too)"),
         Binding([keyDown] + ascii("j"), .selectDown),
         Binding([keyPreviousPage], .pageUp),
         Binding([keyNextPage], .pageDown),
         Binding([keyHome] + ascii("g"), .selectFirst),
         Binding([keyEnd] + ascii("G"), .selectLast),
-        Binding([keyEnter, 10, 13], .showDetail, "Enter Esc", "open / close the selected worker's detail"),
+        Binding([keyEnter, 10, 13], .showDetail, "Enter Esc", "open / close the selected row's detail"),
         Binding([escape], .closeDetail),
         Binding(ascii("h?") + [keyF(1)], .toggleHelp, "h ? F1", "this help"),
         Binding(ascii("qQ") + [keyF(10), controlC], .quit, "q F10 ^C", "quit: drain (bounded), restore the terminal"),
@@ -105,11 +112,12 @@ public enum KeyMap {
         ("← →", "one frame back / forward (pauses)"),
         ("[ ]", "slower / faster: ×0.25 … ×16"),
         ("Home End", "first / last frame of the recording"),
+        ("Tab", "switch between the workers and the connections table"),
         ("s > <", "sort by the next / previous column"),
         ("r", "reverse the sort order"),
-        ("↑ ↓ j k", "select a worker (PgUp PgDn g G too)"),
-        ("Enter Esc", "open / close the selected worker's detail"),
-        ("+ - c C a …", "acting keys say \"replay: read-only\""),
+        ("↑ ↓ j k", "select a row (PgUp PgDn g G too)"),
+        ("Enter Esc", "open / close the selected row's detail"),
+        ("+ - c C a x …", "acting keys say \"replay: read-only\""),
         ("h ? F1", "this help"),
         ("q F10 ^C", "quit"),
     ]

@@ -62,6 +62,7 @@ final class DashboardMode {
         model.periodNs = identity.clampedPeriodNs
         model.handler = identity.handler
         model.protocolName = identity.protocolName
+        model.connectionFigure = identity.connectionFigure
         if load.isRunning { model.loadConnections = load.configuration.connections }
         model.replayMode = replay != nil
         if replay != nil {
@@ -215,8 +216,26 @@ final class DashboardMode {
             model.showHelp = false
             return
         }
+        if let pending = model.pendingClose {
+            // `x` asked: `y` sends the close, any other key cancels.
+            model.pendingClose = nil
+            if key == Int32(UInt8(ascii: "y")) || key == Int32(UInt8(ascii: "Y")) {
+                sendCommand(.closeConnection(id: pending.id))
+            } else {
+                model.status = "close of connection \(pending.id) cancelled"
+            }
+            return
+        }
         if let replay, replay.handle(key) { return }
         guard let action = KeyMap.action(for: key) else { return }
+        if model.table == .connections, model.connectionDetailID != nil {
+            switch action {
+            case .closeDetail, .showDetail:
+                model.connectionDetailID = nil
+                return
+            default: break
+            }
+        }
         if model.detailID != nil {
             // The detail pane is open: Esc (or Enter) closes it; moving the selection shows the
             // next worker's detail; q and F10 still quit.
@@ -236,10 +255,17 @@ final class DashboardMode {
             model.status = model.paused ? "display paused — the engine keeps running (space resumes)" : "display resumed"
         case .sortNext, .sortPrevious:
             model.cycleSort(action == .sortNext ? 1 : -1)
-            model.status = "sorted by \(model.sort)"
+            model.status = "sorted by \(model.sortTitle)"
         case .reverseSort:
-            model.reversed.toggle()
-            model.status = "sorted by \(model.sort), \(model.reversed ? "reversed" : "natural order")"
+            let reversed: Bool
+            if model.table == .connections {
+                model.connectionReversed.toggle()
+                reversed = model.connectionReversed
+            } else {
+                model.reversed.toggle()
+                reversed = model.reversed
+            }
+            model.status = "sorted by \(model.sortTitle), \(reversed ? "reversed" : "natural order")"
         case .selectUp:
             model.moveSelection(by: -1, visibleRows: visible)
             followSelection()
@@ -252,11 +278,45 @@ final class DashboardMode {
         case .selectLast: model.moveSelection(by: 1_000_000, visibleRows: visible)
         case .toggleLoad: toggleLoad()
         case .showDetail:
-            let rows = model.rows
-            if let index = model.selectedIndex { model.detailID = rows[index].id }
-        case .closeDetail: model.detailID = nil
+            if model.table == .connections {
+                model.connectionDetailID = model.selectedConnection?.id
+            } else if let index = model.selectedIndex {
+                model.detailID = model.rows[index].id
+            }
+        case .closeDetail:
+            model.detailID = nil
+            model.connectionDetailID = nil
+        case .toggleTable:
+            model.toggleTable()
+            model.status = model.table == .connections
+                ? "connections: the longest waiting and the busiest (--connections), sorted by \(model.sortTitle) · x closes one"
+                : "workers"
+        case .closeConnection: askToClose()
         default: command(action)
         }
+    }
+
+    /// `x`: asks before closing the selected connection (a viewer that cannot close one is
+    /// told so at once).
+    private func askToClose() {
+        guard model.table == .connections else {
+            model.status = "x closes a connection: Tab to the connections table first"
+            return
+        }
+        guard let row = model.connectionDetail ?? model.selectedConnection else {
+            model.status = "no connection selected"
+            return
+        }
+        guard !row.isClosed else {
+            model.status = "connection \(row.id) is already closed (\(row.closeText))"
+            return
+        }
+        if replay != nil || control is ReadOnlyControl || engineGone != nil {
+            // Refused without asking: say why, as the control does.
+            sendCommand(.closeConnection(id: row.id))
+            return
+        }
+        model.pendingClose = row
     }
 
     /// Actions that change the engine: one `EngineCommand` each, applied by the engine.
@@ -277,6 +337,15 @@ final class DashboardMode {
         case .toggleAuto: command = .toggleAuto
         default: return
         }
+        sendCommand(command)
+    }
+
+    /// Sends a command and says what came of it (status line and event log).
+    private func sendCommand(_ command: EngineCommand) {
+        if let engineGone {
+            model.status = "\(engineGone): press q to quit"
+            return
+        }
         let outcome = control.send(command)
         model.note(outcome.message)
         guard outcome.succeeded else { return }
@@ -287,8 +356,12 @@ final class DashboardMode {
         }
     }
 
-    /// An open detail pane shows the newly selected worker.
+    /// An open detail pane shows the newly selected row.
     private func followSelection() {
+        if model.table == .connections {
+            if model.connectionDetailID != nil { model.connectionDetailID = model.selectedConnection?.id }
+            return
+        }
         guard model.detailID != nil, let index = model.selectedIndex else { return }
         model.detailID = model.rows[index].id
     }

@@ -1,0 +1,90 @@
+import EngineStats
+
+extension DashboardModel {
+    /// Keeps the closes and the per-connection history a new frame brings.
+    mutating func followConnections(_ next: StatsFrame) {
+        let now = next.timestampNs
+        for row in next.connections where row.state == .closed && !recentlyClosed.contains(where: { $0.id == row.id }) {
+            recentlyClosed.append(row)
+            if row.closeReason == .byOperator {
+                // Whoever asked (this viewer, another, the control socket): one line in the log.
+                log("connection \(row.id) (\(row.peer)) closed by an operator", isWarning: false)
+            }
+        }
+        recentlyClosed.removeAll { now > $0.closedAtNs && now - $0.closedAtNs > closedLingerNs }
+        var seen = Set<UInt64>()
+        for row in next.connections where row.state != .closed {
+            seen.insert(row.id)
+            connectionHistory[row.id, default: []].append(Double(row.bytesPerSecond))
+            if connectionHistory[row.id]!.count > Self.connectionHistoryLength { connectionHistory[row.id]!.removeFirst() }
+        }
+        for id in connectionHistory.keys where !seen.contains(id) && id != connectionDetailID {
+            connectionHistory[id] = nil
+        }
+    }
+
+    /// The connections table: the open connections of the newest frame, sorted, then the ones
+    /// that closed in the last `closedLingerNs`, newest close first.
+    public var connectionRows: [ConnectionRow] {
+        guard let frame else { return [] }
+        let now = frame.timestampNs
+        var open = frame.connections.filter { $0.state != .closed }.map { ConnectionRow($0, now: now) }
+        let column = connectionSort, reversed = connectionReversed
+        open.sort { a, b in
+            if column.precedes(a, b) { return !reversed }
+            if column.precedes(b, a) { return reversed }
+            return a.id < b.id
+        }
+        let closed = recentlyClosed.filter { sample in !open.contains { $0.id == sample.id } }
+            .sorted { $0.closedAtNs > $1.closedAtNs }
+            .map { ConnectionRow($0, now: now) }
+        return open + closed
+    }
+
+    /// Index of the selected connection in `connectionRows` (the first when it left).
+    public var selectedConnectionIndex: Int? {
+        let rows = connectionRows
+        guard !rows.isEmpty else { return nil }
+        return rows.firstIndex { $0.id == selectedConnectionID } ?? 0
+    }
+
+    /// The selected connection's row.
+    public var selectedConnection: ConnectionRow? {
+        selectedConnectionIndex.map { connectionRows[$0] }
+    }
+
+    /// The connection whose detail pane is open, as the newest frame (or the closes) show it.
+    public var connectionDetail: ConnectionRow? {
+        guard let connectionDetailID else { return nil }
+        return connectionRows.first { $0.id == connectionDetailID }
+    }
+
+    mutating func moveConnectionSelection(by delta: Int, visibleRows: Int) {
+        let rows = connectionRows
+        guard !rows.isEmpty else { selectedConnectionID = nil; return }
+        let current = rows.firstIndex { $0.id == selectedConnectionID } ?? 0
+        selectedConnectionID = rows[min(rows.count - 1, max(0, current + delta))].id
+        keepConnectionSelectionVisible(visibleRows: visibleRows)
+    }
+
+    mutating func keepConnectionSelectionVisible(visibleRows: Int) {
+        let rows = connectionRows
+        let index = rows.firstIndex { $0.id == selectedConnectionID } ?? 0
+        let height = max(1, visibleRows)
+        if index < connectionScroll { connectionScroll = index }
+        if index >= connectionScroll + height { connectionScroll = index - height + 1 }
+        connectionScroll = max(0, min(connectionScroll, max(0, rows.count - height)))
+    }
+
+    /// Switches between the workers and the connections table (detail panes close).
+    public mutating func toggleTable() {
+        table = table == .workers ? .connections : .workers
+        detailID = nil
+        connectionDetailID = nil
+    }
+
+    /// The sort column's title in the table shown (for the status line).
+    public var sortTitle: String {
+        table == .connections ? connectionSort.title(figure: connectionFigure) : sort.description
+    }
+}
