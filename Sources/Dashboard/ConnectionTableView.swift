@@ -27,7 +27,7 @@ extension DashboardView {
             ConnectionColumn(sort: .worker, width: 4),
         ]
         if figure.isEmpty { columns.removeAll { $0.sort == .figure } }
-        let minimumInfo = 12
+        let minimumInfo = 8
         func fixed() -> Int { columns.reduce(0) { $0 + $1.width + 1 } + 1 }
         for drop in [ConnectionSortColumn.bytesIn, .bytesOut, .worker, .age, .inflight, .held, .idle] where fixed() + minimumInfo > width {
             columns.removeAll { $0.sort == drop }
@@ -50,6 +50,7 @@ extension DashboardView {
             x += column.width + 1
         }
         if info >= 4 { screen.put("INFO", x: x, y: titleY, style: header, limit: info) }
+        let infoTitleEnd = x + 4
 
         let rows = model.connectionRows
         let visible = Self.tableRows(height: screen.height)
@@ -86,7 +87,9 @@ extension DashboardView {
         let summary = rows.count > visible
             ? "\(first + 1)–\(min(rows.count, first + visible)) of \(rows.count) · \(open) open"
             : shownOpen < open ? "top \(shownOpen) of \(open) open" : ""
-        if !summary.isEmpty { screen.put(summary, x: screen.width - summary.count - 1, y: titleY, style: header) }
+        if !summary.isEmpty, screen.width - summary.count - 1 > infoTitleEnd + 1 {
+            screen.put(summary, x: screen.width - summary.count - 1, y: titleY, style: header)
+        }
         if rows.count <= visible {
             drawEvents(model, from: Self.headerRows + max(1, rows.count) + 1, to: Self.headerRows + visible, into: &screen)
         }

@@ -120,6 +120,10 @@ public struct ConnectionSample: Sendable, Hashable {
 
     public init() {}
 
+    /// A send in flight this long without completing is a client that does not read: the
+    /// engine reports the connection as paused (back-pressure), waiting since the send began.
+    public static let stalledSendNs: UInt64 = 500_000_000
+
     public var state: ConnectionState {
         get { ConnectionState(word: stateWord) ?? .receiving }
         set { stateWord = newValue.rawValue }

@@ -81,21 +81,25 @@ struct ConnectionFigures {
         if queueWait > load(Word.longestWait) { store(Word.longestWait, queueWait) }
     }
 
-    /// Records the connection's state; a wait (blocked, paused) starts at `now` when it was
-    /// not already waiting, and ends when it is in neither.
+    /// Records the connection's state, and since when it waits: blocked or paused since it
+    /// became so; sending since its last send completed (`progressed`: one completed in this
+    /// pass) or began — a send that does not complete for long is a client that does not read
+    /// (the sampler shows it as paused, `ConnectionSample.stalledSendNs`). 0 otherwise.
     @inline(__always)
     func record(state: ConnectionState, inflight: Int, largeInput: Bool, largeOutput: Bool,
-                held: Int, buffered: Int, now: UInt64) {
+                held: Int, buffered: Int, progressed: Bool, now: UInt64) {
         let status = state.rawValue | UInt64(min(inflight, 255)) << 8
             | (largeInput ? 1 << 16 : 0) | (largeOutput ? 1 << 17 : 0)
         let previous = load(Word.status)
         if previous != status { store(Word.status, status) }
-        let waits = state == .paused || state == .blocked
         let since = load(Word.waitingSince)
-        if waits && since == 0 {
-            store(Word.waitingSince, max(now, 1))
-        } else if !waits && since != 0 {
-            store(Word.waitingSince, 0)
+        switch state {
+        case .paused, .blocked:
+            if since == 0 { store(Word.waitingSince, max(now, 1)) }
+        case .sending:
+            if since == 0 || progressed { store(Word.waitingSince, max(now, 1)) }
+        default:
+            if since != 0 { store(Word.waitingSince, 0) }
         }
         let buffers = UInt64(UInt32(clamping: held)) | UInt64(UInt32(clamping: buffered)) << 32
         if load(Word.buffers) != buffers { store(Word.buffers, buffers) }

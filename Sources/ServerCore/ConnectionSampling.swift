@@ -54,6 +54,14 @@ final class ConnectionSampling {
         // acquiring fence: the words above are read before the id is checked again.
         AtomicWord_fenceAcquire()
         guard figures.id == id, row.id == id else { return nil }
+        if row.state == .sending {
+            // Sending is a wait only once the send has stalled (the client does not read).
+            if row.waitingNs(at: now) >= ConnectionSample.stalledSendNs {
+                row.state = .paused
+            } else {
+                row.waitingSinceNs = 0
+            }
+        }
         let known = previousID[slot] == id
         let seconds = Double(known ? intervalNs : (now > row.openedAtNs ? now - row.openedAtNs : 0)) / 1e9
         func rate(_ total: UInt64, _ before: UInt64) -> UInt64 {

@@ -194,7 +194,9 @@ extension PortServer {
                 }
                 if let worker {
                     connection.publishAttribution(lastWorker: worker.slot.index + 1)
-                    if slot != nil { recordFigures(connection, now: worker.strandClockNs) }
+                    if slot != nil {
+                        recordFigures(connection, now: worker.strandClockNs, progressed: bits & Connection.sendArrived != 0)
+                    }
                 }
             }
             if connection.release() { return }

@@ -11,7 +11,7 @@ extension PortServer {
     /// Records the connection's state and buffers at the end of its owner's pass (`now`: the
     /// worker's last clock reading, no new one).
     @inline(__always)
-    func recordFigures(_ c: Connection, now: UInt64) {
+    func recordFigures(_ c: Connection, now: UInt64, progressed: Bool) {
         let state: ConnectionState
         if c.closeIssued || c.closing || c.lingering {
             state = .closing
@@ -24,7 +24,7 @@ extension PortServer {
         }
         c.figures.record(state: state, inflight: c.inflight, largeInput: c.largeIndex >= 0,
                          largeOutput: c.outputLargeIndex >= 0, held: c.buffer.count + c.output.count,
-                         buffered: c.buffered + c.outputCount, now: now)
+                         buffered: c.buffered + c.outputCount, progressed: progressed, now: now)
     }
 
     /// Keeps a refused connection's row (it never had a slot) for the next frame.

@@ -154,14 +154,18 @@ import Glibc
     @Test func requestsRoundTripThroughTheProtocol() throws {
         let commands: [EngineCommand] = [.addWorker, .retireWorker, .changeConcurrency(by: 3), .changeConcurrency(by: -2),
                                          .setConcurrency(7), .stepWork(by: 1), .stepWork(by: -1), .setWorkMicroseconds(250),
-                                         .setBlockMicroseconds(30_000), .drain, .setAuto(true), .setAuto(false), .toggleAuto]
+                                         .setBlockMicroseconds(30_000), .drain, .setAuto(true), .setAuto(false), .toggleAuto,
+                                         .closeConnection(id: 1), .closeConnection(id: UInt64.max)]
         for command in commands {
             let line = ControlProtocol.line(for: .command(command))
             #expect(line.utf8.count <= ControlProtocol.maxLine)
             #expect(try ControlProtocol.parse(String(line.dropLast())).get() == .command(command), "\(line)")
         }
         #expect(try ControlProtocol.parse("iocptop/1 hello").get() == .hello)
-        for garbage in ["", "hello", "iocptop/1", "iocptop/1 fly", "iocptop/1 work-us 99999999999", "iocptop/2 hello", "iocptop/1 auto", "iocptop/1 auto maybe"] {
+        for garbage in ["", "hello", "iocptop/1", "iocptop/1 fly", "iocptop/1 work-us 99999999999", "iocptop/2 hello", "iocptop/1 auto", "iocptop/1 auto maybe",
+                        "iocptop/1 close-connection", "iocptop/1 close-connection 0", "iocptop/1 close-connection -3",
+                        "iocptop/1 close-connection +3", "iocptop/1 close-connection 18446744073709551616",
+                        "iocptop/1 close-connection 12x"] {
             #expect((try? ControlProtocol.parse(garbage).get()) == nil, "\(garbage)")
         }
     }

@@ -7,7 +7,7 @@ import Glibc
 
 /// A small line protocol for testing the handler seam: a greeting on open, then one reply per
 /// `\n`-terminated line — the line in upper case, `bye` (and close) for `QUIT`, `slept` after a
-/// 1 ms sleep in the blocking scope for `SLEEP`, `posted` after posting a packet for `POST N`,
+/// 1 ms sleep in the blocking scope for `SLEEP` (`NAP N`: N ms), `posted` after posting a packet for `POST N`,
 /// and `too long` (and close) for a line longer
 /// than the server's largest input buffer. Every close is recorded with its reason.
 struct LineProtocol: ServerProtocol {
@@ -23,6 +23,8 @@ struct LineProtocol: ServerProtocol {
         .histogram("sleep_time", help: "How long each SLEEP took."),
     ]
     static let lines = 0, lineBytes = 1, sleeping = 2, sleepTime = 3
+    /// Each connection's lines, in the connections view.
+    var connectionFigure: String? { "lines" }
 
     final class Closes: Sendable {
         let reasons = Mutex<[CloseReason]>([])
@@ -63,11 +65,15 @@ final class LineHandler: ConnectionHandler {
                 return .closeAfterFlush
             }
             connection.count(LineProtocol.lines)
+            connection.countForConnection()
             connection.count(LineProtocol.lineBytes, by: UInt64(newline + 1))
             if line.starts(with: "POST ".utf8), let value = UInt64(String(decoding: line.dropFirst(5), as: UTF8.self)) {
                 // Posts a packet with the number; `posted` runs on whichever worker takes it.
                 connection.post(value)
                 output.write("posted\n")
+            } else if line.starts(with: "NAP ".utf8), let milliseconds = UInt32(String(decoding: line.dropFirst(4), as: UTF8.self)) {
+                connection.blocking { _ = usleep(milliseconds * 1000) }
+                output.write("napped\n")
             } else if line.elementsEqual("SLEEP".utf8) {
                 connection.adjust(LineProtocol.sleeping, by: 1)
                 let start = CIOURing_now_ns()
