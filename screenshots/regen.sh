@@ -60,3 +60,12 @@ swift build -c release --package-path Examples/ShoutServer >&2
 # and latency p50/p99; /block requests block their workers now and then.
 "$SHOT" --cols 120 --rows 32 --wait 7 --out screenshots/http.png -- \
   env IOCPTOP="$IOCPTOP" screenshots/http-wrk.sh
+
+# The connections view (Tab) under mixed clients: a streamer first by bytes/s, request/response
+# clients, two blocked in /block, 50 idle keep-alives and one client that never reads (paused).
+"$SHOT" --cols 132 --rows 36 --keys "sleep:7 Tab" --wait 2 --out screenshots/connections.png -- \
+  env IOCPTOP="$IOCPTOP" screenshots/connections-mixed.sh
+
+# A connection's detail pane (Enter on the busiest): its figures and its bytes/s history.
+"$SHOT" --cols 132 --rows 36 --keys "sleep:9 Tab Enter" --wait 2 --out screenshots/connection-detail.png -- \
+  env IOCPTOP="$IOCPTOP" screenshots/connections-mixed.sh

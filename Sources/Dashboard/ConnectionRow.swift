@@ -76,7 +76,7 @@ public struct ConnectionRow: Sendable, Hashable {
         if largeInput || largeOutput {
             parts.append("large " + [largeInput ? "in" : nil, largeOutput ? "out" : nil].compactMap { $0 }.joined(separator: "+"))
         }
-        if bufferedBytes > 0 { parts.append("\(Format.bytes(UInt64(bufferedBytes))) queued") }
+        if bufferedBytes > 0 { parts.append("\(Format.bytes(UInt64(clamping: bufferedBytes))) queued") }
         return parts.joined(separator: " · ")
     }
 }

@@ -85,10 +85,13 @@ extension DashboardView {
         let open = model.frame?.engine.openConnections ?? 0
         let shownOpen = rows.filter { !$0.isClosed }.count
         let summary = rows.count > visible
-            ? "\(first + 1)–\(min(rows.count, first + visible)) of \(rows.count) · \(open) open"
-            : shownOpen < open ? "top \(shownOpen) of \(open) open" : ""
-        if !summary.isEmpty, screen.width - summary.count - 1 > infoTitleEnd + 1 {
-            screen.put(summary, x: screen.width - summary.count - 1, y: titleY, style: header)
+            ? "\(first + 1)–\(min(rows.count, first + visible)) of \(rows.count)"
+            : shownOpen < open ? "top \(shownOpen) of \(open)" : ""
+        // At the right end, or right after INFO's title when the end is too close; not at all
+        // when it would cover a title.
+        let summaryX = max(infoTitleEnd + 2, screen.width - summary.count - 1)
+        if !summary.isEmpty, summaryX + summary.count < screen.width {
+            screen.put(summary, x: summaryX, y: titleY, style: header)
         }
         if rows.count <= visible {
             drawEvents(model, from: Self.headerRows + max(1, rows.count) + 1, to: Self.headerRows + visible, into: &screen)
@@ -174,7 +177,7 @@ extension DashboardView {
              style: row.waitingNs > 0 ? CellStyle(.warning, bold: true) : .plain)
         let large = [row.largeInput ? "input" : nil, row.largeOutput ? "output" : nil].compactMap { $0 }
         line("buffers", "holds \(Self.size(row.heldBytes)) (\(large.isEmpty ? "its own small buffers" : "large " + large.joined(separator: " and ") + " from the pool"))"
-             + " · \(Format.bytes(UInt64(row.bufferedBytes))) not yet consumed or sent · \(row.inflight) in flight")
+             + " · \(Format.bytes(UInt64(clamping: row.bufferedBytes))) not yet consumed or sent · \(row.inflight) in flight")
         y += 1
         let history = model.connectionHistory[row.id] ?? []
         if history.count >= 2 {

@@ -1,16 +1,27 @@
 import EngineStats
 
 extension DashboardModel {
-    /// Keeps the closes and the per-connection history a new frame brings.
-    mutating func followConnections(_ next: StatsFrame) {
-        let now = next.timestampNs
-        for row in next.connections where row.state == .closed && !recentlyClosed.contains(where: { $0.id == row.id }) {
+    /// Takes the closes of a frame the viewer skipped (it reads the newest frame; the closes of
+    /// the ones between are in those frames only).
+    public mutating func takeCloses(of skipped: StatsFrame) {
+        guard !paused else { return }
+        noteCloses(skipped)
+    }
+
+    private mutating func noteCloses(_ frame: StatsFrame) {
+        for row in frame.connections where row.state == .closed && !recentlyClosed.contains(where: { $0.id == row.id }) {
             recentlyClosed.append(row)
             if row.closeReason == .byOperator {
                 // Whoever asked (this viewer, another, the control socket): one line in the log.
                 log("connection \(row.id) (\(row.peer)) closed by an operator", isWarning: false)
             }
         }
+    }
+
+    /// Keeps the closes and the per-connection history a new frame brings.
+    mutating func followConnections(_ next: StatsFrame) {
+        let now = next.timestampNs
+        noteCloses(next)
         recentlyClosed.removeAll { now > $0.closedAtNs && now - $0.closedAtNs > closedLingerNs }
         var seen = Set<UInt64>()
         for row in next.connections where row.state != .closed {
@@ -41,11 +52,15 @@ extension DashboardModel {
         return open + closed
     }
 
-    /// Index of the selected connection in `connectionRows` (the first when it left).
+    /// Index of the selected connection in `connectionRows`: the first row until one is
+    /// chosen; nil when the chosen one is no longer shown (it left the frame's top rows) —
+    /// the highlight never moves to another connection by itself, so `x` cannot close a
+    /// connection the operator did not choose.
     public var selectedConnectionIndex: Int? {
         let rows = connectionRows
         guard !rows.isEmpty else { return nil }
-        return rows.firstIndex { $0.id == selectedConnectionID } ?? 0
+        guard let selectedConnectionID else { return 0 }
+        return rows.firstIndex { $0.id == selectedConnectionID }
     }
 
     /// The selected connection's row.
@@ -62,7 +77,12 @@ extension DashboardModel {
     mutating func moveConnectionSelection(by delta: Int, visibleRows: Int) {
         let rows = connectionRows
         guard !rows.isEmpty else { selectedConnectionID = nil; return }
-        let current = rows.firstIndex { $0.id == selectedConnectionID } ?? 0
+        // From the chosen row (the first until one is chosen); from the top when it is gone.
+        guard let current = selectedConnectionID == nil ? 0 : rows.firstIndex(where: { $0.id == selectedConnectionID }) else {
+            selectedConnectionID = rows[min(rows.count - 1, max(0, delta > 0 ? delta - 1 : 0))].id
+            keepConnectionSelectionVisible(visibleRows: visibleRows)
+            return
+        }
         selectedConnectionID = rows[min(rows.count - 1, max(0, current + delta))].id
         keepConnectionSelectionVisible(visibleRows: visibleRows)
     }

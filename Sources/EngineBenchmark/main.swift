@@ -2,6 +2,7 @@
 //
 //   swift run -c release iocptop-engine-bench [--seconds S] [--churn N] [--both-paths]
 //   swift run -c release iocptop-engine-bench --stats [--seconds S] [--rounds R]
+//   swift run -c release iocptop-engine-bench --sampler [--rounds R]   (8 and 9 988 connections; needs ulimit -n 20000)
 //
 // For each backend, an engine with the default workers (2 × CPUs, concurrency = CPUs) and one
 // epoll client thread keeping one message in flight per connection, at 1, 100 and 1000
@@ -26,6 +27,7 @@ struct Options {
     var seconds = 3.0
     var churn = 100_000
     var stats = false
+    var sampler = false
     var rounds = 5
     /// Echo in place only, or in place and through a handler.
     var inPlacePaths = [true]
@@ -46,6 +48,8 @@ func parseOptions() -> Options {
             options.inPlacePaths = [true, false]
         case "--stats":
             options.stats = true
+        case "--sampler":
+            options.sampler = true
         case "--rounds":
             guard let value = arguments.popFirst().flatMap(Int.init), value > 0 else { usage() }
             options.rounds = value
@@ -57,7 +61,7 @@ func parseOptions() -> Options {
 }
 
 func usage() -> Never {
-    print("usage: iocptop-engine-bench [--seconds S] [--churn N] [--both-paths] | --stats [--seconds S] [--rounds R]")
+    print("usage: iocptop-engine-bench [--seconds S] [--churn N] [--both-paths] | --stats [--seconds S] [--rounds R] | --sampler [--rounds R]")
     exit(2)
 }
 
@@ -166,6 +170,10 @@ func churn(port: UInt16, cycles: Int) -> Int {
 let options = parseOptions()
 if options.stats {
     StatsCost.run(seconds: options.seconds, rounds: options.rounds)
+    exit(0)
+}
+if options.sampler {
+    SamplerCost.run(connections: [0, 9_980], rounds: max(options.rounds, 21))
     exit(0)
 }
 print("iocptop-engine-bench: \(options.seconds) s per figure, \(CompletionPort.onlineCPUs) online CPUs")

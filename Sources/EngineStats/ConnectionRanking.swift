@@ -29,7 +29,9 @@ public enum ConnectionRanking {
     /// The candidates to show, at most `limit`: the `waitingReserve` longest waiting (wait > 0)
     /// first, longest first, then the highest rates, highest first. `chosen` is cleared and
     /// filled with the candidates' `index` values (its capacity is reused).
-    public static func select(_ candidates: some Collection<Candidate>, limit: Int, waitingReserve: Int,
+    /// (An array, not any collection: called across modules, a generic would run unspecialised,
+    /// several times slower per candidate.)
+    public static func select(_ candidates: [Candidate], limit: Int, waitingReserve: Int,
                               into chosen: inout [Int]) {
         chosen.removeAll(keepingCapacity: true)
         guard limit > 0 else { return }

@@ -122,6 +122,9 @@ public final class StatsRing: @unchecked Sendable {
         if descriptor >= 0 { close(descriptor) }
     }
 
+    /// Bytes one frame takes in the ring (its sequence word, fields and rows at capacity).
+    public var frameBytes: Int { frameWords * 8 }
+
     /// The engine's identity and settings as the header holds them now.
     public var identity: EngineIdentity { RingHeader.readIdentity(from: base) }
 

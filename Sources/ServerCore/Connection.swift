@@ -87,11 +87,6 @@ final class Connection: @unchecked Sendable {
     /// Whether the connection is in use (set at accept, cleared when it returns to the pool).
     /// Read by the drain without owning the strand.
     let isOpen = Atomic<Bool>(false)
-    /// Which workers the sampler charges this connection and its operations to, packed as
-    /// slot index + 1 (0: none) in 16-bit fields: bits 0–15 the worker that last ran the
-    /// strand, 16–31 the submitter of the receive in flight, 32–47 of the send in flight.
-    /// Written by the strand owner, read by the sampler.
-    let attribution = Atomic<UInt64>(0)
     /// When the connection times out (`CIOURing_now_ns` clock), 0 for never: set by its
     /// handler (`ConnectionContext.setDeadline`) or by a lingering close, read by the
     /// maintenance thread, which posts `deadlineArrived` once it has passed. The owner checks
@@ -235,15 +230,17 @@ final class Connection: @unchecked Sendable {
         deadline.store(0, ordering: .relaxed)
     }
 
-    /// Publishes who last ran the strand and who submitted the operations in flight.
+    /// Publishes who last ran the strand and who submitted the operations in flight, packed as
+    /// slot index + 1 (0: none) in 16-bit fields: bits 0–15 the worker that last ran the strand,
+    /// 16–31 the submitter of the receive in flight, 32–47 of the send in flight. Written by the
+    /// strand owner, read by the sampler (`ConnectionFigures.Word.attribution`).
     @inline(__always)
     func publishAttribution(lastWorker: Int) {
         let value = UInt64(truncatingIfNeeded: lastWorker & 0xFFFF)
             | UInt64(truncatingIfNeeded: (receiving ? receiveSubmitter : 0) & 0xFFFF) << 16
             | UInt64(truncatingIfNeeded: (sending ? sendSubmitter : 0) & 0xFFFF) << 32
-        // relaxed: a sampled attribution, read on its own; the line is this connection's,
-        // already written by the owner, so the store costs no extra sharing.
-        attribution.store(value, ordering: .relaxed)
+        // A sampled attribution, read on its own, on the connection's own figures line.
+        figures.store(ConnectionFigures.Word.attribution, value)
     }
 
     /// Records an event and returns the bits the caller must now process as the owner, or 0

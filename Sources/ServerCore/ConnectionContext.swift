@@ -94,9 +94,9 @@ public struct ConnectionContext {
     public func blocking<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         worker?.enter(.blocked)
         let figures = server.connections[slot].figures
-        let status = figures.beginBlocking(now: UInt64(CIOURing_now_ns()))
+        let saved = figures.beginBlocking(now: UInt64(CIOURing_now_ns()))
         defer {
-            figures.endBlocking(restoring: status)
+            figures.endBlocking(restoring: saved)
             worker?.enter(.running)
         }
         return try server.port.blocking(body)

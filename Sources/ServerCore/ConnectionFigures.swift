@@ -20,8 +20,10 @@ struct ConnectionFigures {
         static let bytesOut = 3
         static let completions = 4
         static let handlerNs = 5
-        static let longestWait = 6
-        static let lastWait = 7
+        /// Bits 0–31 the longest FIFO wait of its packets, 32–63 the last one's, in µs.
+        static let waits = 6
+        /// Which workers the sampler charges it and its operations to (`Connection.publishAttribution`).
+        static let attribution = 7
         static let lastActivity = 8
         /// Bits 0–7 `ConnectionState`, 8–15 operations in flight, 16 large input, 17 large output.
         static let status = 9
@@ -56,6 +58,9 @@ struct ConnectionFigures {
 
     /// Starts a new connection's figures (its owner, before its first completion).
     func open(id: UInt64, at now: UInt64, peer: PeerAddress) {
+        // releasing fence: the slot's id = 0 (its last connection's `close`) is ordered before
+        // the new figures, so a sampler that read the old id twice around them read none of them.
+        AtomicWord_fenceRelease()
         for word in 1..<Word.count { store(word, 0) }
         store(Word.openedAt, now)
         store(Word.lastActivity, now)
@@ -77,8 +82,9 @@ struct ConnectionFigures {
     func served(at start: UInt64, queueWait: UInt64, completions: UInt64) {
         add(Word.completions, completions)
         store(Word.lastActivity, start)
-        store(Word.lastWait, queueWait)
-        if queueWait > load(Word.longestWait) { store(Word.longestWait, queueWait) }
+        let waits = load(Word.waits)
+        let micros = UInt64(UInt32(clamping: queueWait / 1000))
+        store(Word.waits, max(waits & 0xFFFF_FFFF, micros) | micros << 32)
     }
 
     /// Records the connection's state, and since when it waits: blocked or paused since it
@@ -88,7 +94,7 @@ struct ConnectionFigures {
     @inline(__always)
     func record(state: ConnectionState, inflight: Int, largeInput: Bool, largeOutput: Bool,
                 held: Int, buffered: Int, progressed: Bool, now: UInt64) {
-        let status = state.rawValue | UInt64(min(inflight, 255)) << 8
+        let status = state.rawValue | UInt64(clamping: min(inflight, 255)) << 8
             | (largeInput ? 1 << 16 : 0) | (largeOutput ? 1 << 17 : 0)
         let previous = load(Word.status)
         if previous != status { store(Word.status, status) }
@@ -106,23 +112,25 @@ struct ConnectionFigures {
     }
 
     /// Shows the connection as blocked (its handler entered the port's blocking scope) from
-    /// `now`; returns the status to put back with `endBlocking`.
-    func beginBlocking(now: UInt64) -> UInt64 {
-        let status = load(Word.status)
+    /// `now` (a nested scope keeps the outer one's start); returns what to put back with
+    /// `endBlocking`.
+    func beginBlocking(now: UInt64) -> (status: UInt64, since: UInt64) {
+        let status = load(Word.status), since = load(Word.waitingSince)
         store(Word.status, status & ~0xFF | ConnectionState.blocked.rawValue)
-        store(Word.waitingSince, max(now, 1))
-        return status
+        if status & 0xFF != ConnectionState.blocked.rawValue || since == 0 { store(Word.waitingSince, max(now, 1)) }
+        return (status, since)
     }
 
-    /// The handler left the blocking scope: the status before it (the owner records the
-    /// state anew when the strand's pass ends).
-    func endBlocking(restoring status: UInt64) {
-        store(Word.status, status)
-        store(Word.waitingSince, 0)
+    /// The handler left the blocking scope: the status and wait before it (the owner records
+    /// the state anew when the strand's pass ends).
+    func endBlocking(restoring saved: (status: UInt64, since: UInt64)) {
+        store(Word.status, saved.status)
+        store(Word.waitingSince, saved.since)
     }
 
     /// The row as the words hold it now (the caller checks `id` around the read). `worker` is
     /// the slot index + 1 of the worker that last ran the strand (the sampler maps it to an id).
+    /// FIFO waits are kept in µs.
     func sample(slot: Int) -> ConnectionSample {
         var row = ConnectionSample()
         row.id = load(Word.id)
@@ -132,8 +140,10 @@ struct ConnectionFigures {
         row.bytesOut = load(Word.bytesOut)
         row.completions = load(Word.completions)
         row.handlerNs = load(Word.handlerNs)
-        row.longestWaitNs = load(Word.longestWait)
-        row.lastWaitNs = load(Word.lastWait)
+        let waits = load(Word.waits)
+        row.longestWaitNs = (waits & 0xFFFF_FFFF) &* 1000
+        row.lastWaitNs = (waits >> 32) &* 1000
+        row.worker = Int(load(Word.attribution) & 0xFFFF)
         row.lastActivityNs = load(Word.lastActivity)
         let status = load(Word.status)
         row.stateWord = status & 0xFF

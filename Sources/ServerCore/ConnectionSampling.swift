@@ -1,92 +1,167 @@
 import CAtomicWords
 import EngineStats
 
-/// The sampler's memory of the connections between two frames: each slot's id and totals at
-/// the last frame (for the interval's rates), and the candidates of the current pass. Its
-/// arrays grow to the slots created and are reused: a pass allocates nothing once they have.
-/// Used only under `PortServer.tallyLock`.
+/// The sampler's side of the connections view: one pass over every slot's figures per frame,
+/// then full rows for the chosen ones only.
+///
+/// The pass reads seven words per connection (id, status, its wait, bytes, its figure), counts
+/// the states, computes the interval's rates against what it kept from the last pass, and
+/// keeps a small candidate for `ConnectionRanking`; `choose` then reads the chosen connections'
+/// whole rows. What it keeps per slot lives in one buffer grown as slots are created; a pass
+/// allocates nothing once the buffers have grown. Used only under `PortServer.tallyLock`.
 final class ConnectionSampling {
-    private var previousID: [UInt64] = []
-    private var previousIn: [UInt64] = []
-    private var previousOut: [UInt64] = []
-    private var previousFigure: [UInt64] = []
+    /// A slot as the last pass saw it, and the rates it computed.
+    private struct Kept {
+        var id: UInt64 = 0
+        /// When these totals were read (rates divide by the time since, not by the period:
+        /// a pass that skipped the slot must not double a rate).
+        var sampledAt: UInt64 = 0
+        var bytesIn: UInt64 = 0
+        var bytesOut: UInt64 = 0
+        var figure: UInt64 = 0
+        var inPerSecond: UInt64 = 0
+        var outPerSecond: UInt64 = 0
+        var figurePerSecond: UInt64 = 0
+        /// The pass's verdict on its state (a stalled send reads as paused) and its wait.
+        var state: UInt64 = 0
+        var waitingSince: UInt64 = 0
+    }
+
+    /// The least time a new connection's rates are measured over.
+    static let shortestSpanNs: UInt64 = 100_000_000
+
+    private var kept: UnsafeMutablePointer<Kept>
+    private var keptCount = 0
     private var previousNs: UInt64 = 0
-    private var intervalNs: UInt64 = 0
-    private var now: UInt64 = 0
-    /// This pass's rows, and their candidates for `ConnectionRanking`.
-    private var rows: [ConnectionSample] = []
     private var candidates: [ConnectionRanking.Candidate] = []
     private var chosen: [Int] = []
 
-    /// Starts a pass at `now` over `slots` slots.
-    func prepare(slots: Int, now: UInt64) {
-        grow(to: slots)
-        self.now = now
-        intervalNs = previousNs > 0 && now > previousNs ? now - previousNs : 0
-        previousNs = now
-        rows.removeAll(keepingCapacity: true)
-        candidates.removeAll(keepingCapacity: true)
+    /// Open connections by state, as the last pass counted them.
+    struct Tally {
+        var receiving = 0, sending = 0, blocked = 0, paused = 0, closing = 0, large = 0
+        var longestWaitingNs: UInt64 = 0
     }
 
-    /// Makes room for `slots` slots (more are created while a pass runs: `read` grows too).
+    init() {
+        kept = .allocate(capacity: 1)
+        kept.initialize(to: Kept())
+        keptCount = 1
+    }
+
+    deinit {
+        kept.deinitialize(count: keptCount)
+        kept.deallocate()
+    }
+
+    /// Makes room for `slots` slots.
     private func grow(to slots: Int) {
-        guard previousID.count < slots else { return }
-        let more = max(slots - previousID.count, previousID.count / 2)
-        previousID += repeatElement(0, count: more)
-        previousIn += repeatElement(0, count: more)
-        previousOut += repeatElement(0, count: more)
-        previousFigure += repeatElement(0, count: more)
+        guard keptCount < slots else { return }
+        let count = max(slots, keptCount * 2)
+        let larger = UnsafeMutablePointer<Kept>.allocate(capacity: count)
+        larger.moveInitialize(from: kept, count: keptCount)
+        (larger + keptCount).initialize(repeating: Kept(), count: count - keptCount)
+        kept.deallocate()
+        kept = larger
+        keptCount = count
     }
 
-    /// Reads an open connection's row (nil for a free slot, or one that changed connection
-    /// while it was read), computes its rates and keeps it as a candidate.
-    func read(_ connection: Connection) -> ConnectionSample? {
-        let figures = connection.figures, slot = connection.slot
-        grow(to: slot + 1)
-        // acquiring: pairs with the releasing store of the id in `ConnectionFigures.open`.
-        let id = AtomicWord_loadAcquire(figures.words + ConnectionFigures.Word.id)
-        guard id != 0 else {
-            previousID[slot] = 0
-            return nil
-        }
-        var row = figures.sample(slot: slot)
-        row.worker = Int(connection.attribution.load(ordering: .relaxed) & 0xFFFF)
-        // acquiring fence: the words above are read before the id is checked again.
-        AtomicWord_fenceAcquire()
-        guard figures.id == id, row.id == id else { return nil }
-        if row.state == .sending {
-            // Sending is a wait only once the send has stalled (the client does not read).
-            if row.waitingNs(at: now) >= ConnectionSample.stalledSendNs {
-                row.state = .paused
-            } else {
-                row.waitingSinceNs = 0
+    /// One pass over the first `slots` slots of `table` at `now`: counts, rates, candidates,
+    /// and per worker slot (`connectionsBySlot`, `pendingBySlot`, zeroed by the caller) the
+    /// open connections whose strand it ran last and the operations in flight it submitted.
+    func scan(_ table: ConnectionTable, slots: Int, now: UInt64,
+              connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) -> Tally {
+        grow(to: slots)
+        let intervalNs = previousNs > 0 && now > previousNs ? now - previousNs : 0
+        previousNs = now
+        candidates.removeAll(keepingCapacity: true)
+        var tally = Tally()
+        typealias Word = ConnectionFigures.Word
+        for slot in 0..<slots {
+            let words = table.figures(slot).words
+            // acquiring: pairs with the releasing store of the id in `ConnectionFigures.open`.
+            let id = AtomicWord_loadAcquire(words + Word.id)
+            guard id != 0 else {
+                kept[slot].id = 0
+                continue
             }
+            // relaxed: sampled figures; the id check below rejects a row of another connection.
+            let status = AtomicWord_loadRelaxed(words + Word.status)
+            var since = AtomicWord_loadRelaxed(words + Word.waitingSince)
+            let lastActivity = AtomicWord_loadRelaxed(words + Word.lastActivity)
+            let bytesIn = AtomicWord_loadRelaxed(words + Word.bytesIn)
+            let bytesOut = AtomicWord_loadRelaxed(words + Word.bytesOut)
+            let figure = AtomicWord_loadRelaxed(words + Word.handlerFigure)
+            let openedAt = AtomicWord_loadRelaxed(words + Word.openedAt)
+            let packed = AtomicWord_loadRelaxed(words + Word.attribution)
+            let waits = AtomicWord_loadRelaxed(words + Word.waits)
+            // acquiring fence: the words above are read before the id is checked again.
+            AtomicWord_fenceAcquire()
+            guard AtomicWord_loadRelaxed(words + Word.id) == id else { continue }
+            let lastWorker = Int(packed & 0xFFFF), receiver = Int(packed >> 16 & 0xFFFF), sender = Int(packed >> 32 & 0xFFFF)
+            if lastWorker > 0 { connectionsBySlot[lastWorker - 1] += 1 }
+            if receiver > 0 { pendingBySlot[receiver - 1] += 1 }
+            if sender > 0 { pendingBySlot[sender - 1] += 1 }
+            let lastWait = (waits >> 32) &* 1000
+            var state = ConnectionState(word: status & 0xFF) ?? .receiving
+            let waited = since > 0 && now > since ? now - since : 0
+            if state == .sending {
+                // Sending is a wait only once the send has stalled (the client does not read).
+                if waited >= ConnectionSample.stalledSendNs { state = .paused } else { since = 0 }
+            }
+            let waiting = since > 0 && now > since ? now - since : 0
+            switch state {
+            case .receiving: tally.receiving += 1
+            case .sending: tally.sending += 1
+            case .blocked: tally.blocked += 1
+            case .paused: tally.paused += 1
+            case .closing, .closed: tally.closing += 1
+            }
+            tally.large += (status & 1 << 16 != 0 ? 1 : 0) + (status & 1 << 17 != 0 ? 1 : 0)
+            tally.longestWaitingNs = max(tally.longestWaitingNs, waiting)
+
+            let known = kept[slot].id == id
+            // A connection new since the last pass: its bytes over its age, but never over
+            // less than a period (one accepted a moment ago that moved 64 KiB is not 64 GB/s).
+            let age = now > openedAt ? now - openedAt : 0
+            let sinceKept = now > kept[slot].sampledAt ? now - kept[slot].sampledAt : 0
+            let spanNs = known ? sinceKept : max(age, intervalNs, Self.shortestSpanNs)
+            func rate(_ total: UInt64, _ before: UInt64) -> UInt64 {
+                guard spanNs > 0, total > before else { return 0 }
+                return UInt64(Double(total - before) * 1e9 / Double(spanNs))
+            }
+            let before = kept[slot]
+            kept[slot] = Kept(id: id, sampledAt: now, bytesIn: bytesIn, bytesOut: bytesOut, figure: figure,
+                              inPerSecond: rate(bytesIn, known ? before.bytesIn : 0),
+                              outPerSecond: rate(bytesOut, known ? before.bytesOut : 0),
+                              figurePerSecond: rate(figure, known ? before.figure : 0),
+                              state: state.rawValue, waitingSince: since)
+            // Waiting: blocked or paused now, or its last packet waited in the FIFO this interval.
+            let recentWait = lastActivity &+ intervalNs >= now ? lastWait : 0
+            candidates.append(ConnectionRanking.Candidate(
+                index: slot, id: id, rate: kept[slot].inPerSecond &+ kept[slot].outPerSecond, waitNs: max(waiting, recentWait)))
         }
-        let known = previousID[slot] == id
-        let seconds = Double(known ? intervalNs : (now > row.openedAtNs ? now - row.openedAtNs : 0)) / 1e9
-        func rate(_ total: UInt64, _ before: UInt64) -> UInt64 {
-            let delta = total >= before ? total - before : 0
-            return seconds > 0 ? UInt64(Double(delta) / seconds) : 0
-        }
-        row.bytesInPerSecond = rate(row.bytesIn, known ? previousIn[slot] : 0)
-        row.bytesOutPerSecond = rate(row.bytesOut, known ? previousOut[slot] : 0)
-        row.figurePerSecond = rate(row.handlerFigure, known ? previousFigure[slot] : 0)
-        previousID[slot] = id
-        previousIn[slot] = row.bytesIn
-        previousOut[slot] = row.bytesOut
-        previousFigure[slot] = row.handlerFigure
-        // Waiting: blocked or paused now, or its last packet waited in the FIFO this interval.
-        let recentWait = row.lastActivityNs + intervalNs >= now ? row.lastWaitNs : 0
-        candidates.append(ConnectionRanking.Candidate(index: rows.count, id: id, rate: row.bytesPerSecond,
-                                                      waitNs: max(row.waitingNs(at: now), recentWait)))
-        rows.append(row)
-        return row
+        return tally
     }
 
-    /// Appends the pass's chosen rows to `out`, at most `limit`.
-    func choose(limit: Int, into out: inout [ConnectionSample]) {
+    /// Appends the whole rows of the pass's chosen connections to `out`, at most `limit`
+    /// (a connection that closed since the pass is left out). `worker` is the attribution's
+    /// slot index + 1 (the caller names the worker).
+    func choose(limit: Int, from table: ConnectionTable, into out: inout [ConnectionSample]) {
         ConnectionRanking.select(candidates, limit: limit, waitingReserve: ConnectionRanking.waitingReserve(limit: limit),
                                  into: &chosen)
-        for index in chosen { out.append(rows[index]) }
+        for slot in chosen {
+            let figures = table.figures(slot)
+            let pass = kept[slot]
+            var row = figures.sample(slot: slot)
+            // acquiring fence, then the id again: the row is this connection's.
+            AtomicWord_fenceAcquire()
+            guard figures.id == pass.id, row.id == pass.id else { continue }
+            row.stateWord = pass.state
+            row.waitingSinceNs = pass.waitingSince
+            row.bytesInPerSecond = pass.inPerSecond
+            row.bytesOutPerSecond = pass.outPerSecond
+            row.figurePerSecond = pass.figurePerSecond
+            out.append(row)
+        }
     }
 }

@@ -292,6 +292,7 @@ extension PortServer {
             if bits & Connection.shotsEnded != 0 { c.multishotEnded = true }
         }
         if bits & Connection.closeArrived != 0 {
+            if c.closeReason == nil { c.closeReason = .byServer }
             c.closing = true
         }
         if bits & Connection.operatorCloseArrived != 0 { applyOperatorClose(c) }
@@ -348,7 +349,8 @@ extension PortServer {
     }
 
     func fail(_ c: Connection, errno: Int32) {
-        if c.closeReason == nil { c.closeReason = .failed(errno: errno) }
+        // A cancellation our own close caused says nothing about why the connection closed.
+        if c.closeReason == nil && !(errno == ECANCELED && c.closeIssued) { c.closeReason = .failed(errno: errno) }
         // A cancellation we caused by closing is not an error of the connection.
         if !(errno == ECANCELED && c.closeIssued) && !c.failed && !c.closing {
             closedByErrorCount.add(1, ordering: .relaxed)
@@ -456,19 +458,18 @@ extension PortServer {
             }
         }
         giveBackLarge(connection)
+        // `worker` is the worker's slot index + 1 (the sampler names the worker).
         var row = connection.figures.sample(slot: connection.slot)
         row.state = .closed
-        // The worker's slot index + 1 (the sampler names the worker).
-        row.worker = Int(connection.attribution.load(ordering: .relaxed) & 0xFFFF)
         let reason = (connection.closeReason ?? (connection.peerClosed ? .peerClosed : .byServer)).frameReason
         row.closeReason = reason.reason
         row.closeErrno = reason.errno
         row.closedAtNs = UInt64(CIOURing_now_ns())
         row.inflight = 0
         row.waitingSinceNs = 0
+        connection.figures.store(ConnectionFigures.Word.attribution, 0)
         connection.figures.close()
         connection.fd = -1
-        connection.attribution.store(0, ordering: .relaxed)
         connection.isOpen.store(false, ordering: .releasing)
         openCount.subtract(1, ordering: .relaxed)
         // Hand back the strand; a late close request (drain) is absorbed: fd < 0.

@@ -50,15 +50,19 @@ extension PortServer {
         guard found else { return PeerAddress() }
         switch Int32(storage.ss_family) {
         case AF_INET:
+            // Bytes in network order, read as one big-endian word: nothing allocated.
             return withUnsafeBytes(of: &storage) { raw in
                 let address = raw.load(as: sockaddr_in.self)
-                let bytes = withUnsafeBytes(of: address.sin_addr) { Array($0) }
-                return PeerAddress(ipv4: (bytes[0], bytes[1], bytes[2], bytes[3]), port: UInt16(bigEndian: address.sin_port))
+                let value = withUnsafeBytes(of: address.sin_addr) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
+                return PeerAddress(meta: 4 << 16 | UInt64(UInt16(bigEndian: address.sin_port)), high: 0, low: UInt64(value))
             }
         case AF_INET6:
             return withUnsafeBytes(of: &storage) { raw in
                 let address = raw.load(as: sockaddr_in6.self)
-                return PeerAddress(ipv6: withUnsafeBytes(of: address.sin6_addr) { Array($0) }, port: UInt16(bigEndian: address.sin6_port))
+                let (high, low) = withUnsafeBytes(of: address.sin6_addr) {
+                    (UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+                }
+                return PeerAddress(meta: 6 << 16 | UInt64(UInt16(bigEndian: address.sin6_port)), high: high, low: low)
             }
         default:
             return PeerAddress()
@@ -69,7 +73,13 @@ extension PortServer {
     /// worker serves under the connection's strand, which checks the id again (the slot may
     /// serve another connection by then) and closes it (`CloseReason.byOperator`).
     func closeConnection(id: UInt64) -> CommandOutcome {
+        // Under the commands' lock: two closes cannot overwrite each other's request.
+        applyLock.withLock { _ in closeConnectionLocked(id: id) }
+    }
+
+    private func closeConnectionLocked(id: UInt64) -> CommandOutcome {
         guard !isDraining else { return CommandOutcome(succeeded: false, message: "the engine is draining") }
+        guard id != 0 else { return CommandOutcome(succeeded: false, message: "connection numbers start at 1") }
         var found: Connection?
         connections.forEachCreated { connection in
             if found == nil && connection.figures.id == id { found = connection }
@@ -78,6 +88,9 @@ extension PortServer {
             return CommandOutcome(succeeded: false, message: "no open connection \(id) (it may have closed)")
         }
         let peer = connection.figures.sample(slot: connection.slot).peer
+        guard connection.figures.id == id else {
+            return CommandOutcome(succeeded: false, message: "connection \(id) has just closed")
+        }
         // releasing: pairs with the acquiring load in `applyOperatorClose`.
         connection.operatorCloseID.store(id, ordering: .releasing)
         do {
@@ -88,38 +101,26 @@ extension PortServer {
         return CommandOutcome(succeeded: true, message: "closing connection \(id) (\(peer))")
     }
 
-    /// Fills the frame's connection rows and the aggregates by state: one pass over every
-    /// slot's figures, then `ConnectionRanking` for the rows. Called under `tallyLock`.
-    func sampleConnections(into frame: inout StatsFrame, now: UInt64) {
+    /// Fills the frame's connection rows, the aggregates by state and the per-worker tallies:
+    /// one pass over every slot's figures, then `ConnectionRanking` for the rows. Called under
+    /// `tallyLock`.
+    func sampleConnections(into frame: inout StatsFrame, now: UInt64,
+                           connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) {
         let sampling = connectionSampling
-        let created = connections.created
-        sampling.prepare(slots: created, now: now)
-        var counts = (receiving: 0, sending: 0, blocked: 0, paused: 0, closing: 0, large: 0)
-        var longestWaiting: UInt64 = 0
-        connections.forEachCreated { connection in
-            guard let row = sampling.read(connection) else { return }
-            switch row.state {
-            case .receiving: counts.receiving += 1
-            case .sending: counts.sending += 1
-            case .blocked: counts.blocked += 1
-            case .paused: counts.paused += 1
-            case .closing, .closed: counts.closing += 1
-            }
-            counts.large += (row.largeInput ? 1 : 0) + (row.largeOutput ? 1 : 0)
-            longestWaiting = max(longestWaiting, row.waitingNs(at: now))
-        }
-        frame.engine.receiving = counts.receiving
-        frame.engine.sending = counts.sending
-        frame.engine.blocked = counts.blocked
-        frame.engine.paused = counts.paused
-        frame.engine.closing = counts.closing
-        frame.engine.largeBuffers = counts.large
-        frame.engine.longestWaitingMicroseconds = Int(longestWaiting / 1000)
+        let tally = sampling.scan(connections, slots: connections.created, now: now,
+                                  connectionsBySlot: connectionsBySlot, pendingBySlot: pendingBySlot)
+        frame.engine.receiving = tally.receiving
+        frame.engine.sending = tally.sending
+        frame.engine.blocked = tally.blocked
+        frame.engine.paused = tally.paused
+        frame.engine.closing = tally.closing
+        frame.engine.largeBuffers = tally.large
+        frame.engine.longestWaitingMicroseconds = Int(tally.longestWaitingNs / 1000)
         // relaxed: a counter read on its own.
         frame.engine.operatorCloses = operatorCloseCount.load(ordering: .relaxed)
 
         frame.connections.removeAll(keepingCapacity: true)
-        sampling.choose(limit: configuration.connectionRows, into: &frame.connections)
+        sampling.choose(limit: configuration.connectionRows, from: connections, into: &frame.connections)
         _ = connections.takeClosed(into: &frame.connections, limit: EngineConfiguration.closedRows)
         // Worker slot index + 1, as the strands record it, to the worker's id.
         for index in frame.connections.indices {

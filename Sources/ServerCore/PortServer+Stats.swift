@@ -7,6 +7,8 @@ import Glibc
 
 extension PortServer {
     /// A frame sampled now, without publishing it (the sampler publishes one per period).
+    /// Like the sampler's, it takes the closes held since the last frame (they are in this
+    /// frame, not the next published one) and starts a new interval for connection rates.
     public func currentFrame() -> StatsFrame {
         var frame = StatsFrame()
         fill(&frame)
@@ -68,21 +70,11 @@ extension PortServer {
         tallyLock.withLock { _ in
             let connectionsBySlot = tally, pendingBySlot = tally + slotCount
             connectionsBySlot.update(repeating: 0, count: 2 * slotCount)
-            connections.forEachCreated { connection in
-                // relaxed: a sampled count; nothing written before these stores is read here
-                // (the releasing store of `isOpen` matters only to the drain).
-                guard connection.isOpen.load(ordering: .relaxed) else { return }
-                let packed = connection.attribution.load(ordering: .relaxed)
-                let last = Int(packed & 0xFFFF), receive = Int(packed >> 16 & 0xFFFF), send = Int(packed >> 32 & 0xFFFF)
-                if last > 0 { connectionsBySlot[last - 1] += 1 }
-                if receive > 0 { pendingBySlot[receive - 1] += 1 }
-                if send > 0 { pendingBySlot[send - 1] += 1 }
-            }
+            sampleConnections(into: &frame, now: now, connectionsBySlot: connectionsBySlot, pendingBySlot: pendingBySlot)
             for index in frame.workers.indices where frame.workers[index].state != .exited {
                 frame.workers[index].connections = connectionsBySlot[frame.workers[index].slot]
                 frame.workers[index].pending = pendingBySlot[frame.workers[index].slot]
             }
-            sampleConnections(into: &frame, now: now)
         }
     }
 }

@@ -85,6 +85,13 @@ final class DashboardMode {
             if let replay {
                 if followReplay(replay) { dirty = true }
             } else if engineGone == nil, source.newest > lastFrame, let frame = source.latest() {
+                if lastFrame > 0, frame.number > lastFrame + 1 {
+                    // Frames skipped (a slow terminal, a short period): their closes still show.
+                    let skipped = Int(min(frame.number - lastFrame - 1, 128))
+                    for older in source.recent(skipped + 1).dropLast() where older.number > lastFrame {
+                        model.takeCloses(of: older)
+                    }
+                }
                 lastFrame = frame.number
                 ingest(frame)
                 dirty = true
@@ -303,8 +310,14 @@ final class DashboardMode {
             model.status = "x closes a connection: Tab to the connections table first"
             return
         }
+        if let id = model.connectionDetailID, model.connectionDetail == nil {
+            // The detail pane's connection left the frame's rows: it is still the one meant.
+            model.status = "connection \(id) is not in the newest frame; close it when it shows again, or Esc"
+            return
+        }
         guard let row = model.connectionDetail ?? model.selectedConnection else {
-            model.status = "no connection selected"
+            model.status = model.selectedConnectionID == nil ? "no connection selected"
+                : "the selected connection left the frame's rows: select one (↑ ↓)"
             return
         }
         guard !row.isClosed else {

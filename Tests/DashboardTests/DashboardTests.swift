@@ -72,7 +72,7 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
         #expect(rows.map { $0.split(separator: " ").first.map(String.init) } == ["0", "1", "2", "3"])
         #expect(rows.first?.contains("running") == true)
         #expect(rows.last?.contains("40.0%") == true, "worker 3 is 40 % busy")
-        #expect(lines[23].hasPrefix("F1Help +Add -Retire"))
+        #expect(lines[23].hasPrefix("F1Help TabConns +Add -Retire"))
         #expect(lines[23].hasSuffix("F10Quit"), "Quit always shows: \(lines[23])")
         #expect(lines.contains { $0.contains("events") }, "the room under a short table shows the event log")
         #expect(lines.allSatisfy { $0.count == 80 })
@@ -259,9 +259,11 @@ func render(_ model: DashboardModel, width: Int, height: Int, unicode: Bool = tr
             (115, .sortNext), (62, .sortNext), (60, .sortPrevious), (114, .reverseSort),
             (KeyMap.keyUp, .selectUp), (107, .selectUp), (KeyMap.keyDown, .selectDown), (106, .selectDown),
             (KeyMap.keyNextPage, .pageDown), (KeyMap.keyPreviousPage, .pageUp),
+            (9, .toggleTable), (120, .closeConnection),
         ]
         for (key, action) in expected { #expect(KeyMap.action(for: key) == action, "key \(key)") }
-        #expect(KeyMap.action(for: 120) == nil, "x does nothing")
+        #expect(KeyMap.action(for: 121) == nil, "y does nothing (it only answers x's question)")
+        #expect(KeyMap.action(for: 88) == nil, "X does nothing: closing takes the lower-case key")
         #expect(KeyMap.keyF(1) == 265 && KeyMap.keyF(10) == 274 && KeyMap.keyResize == 410)
     }
 

@@ -55,7 +55,7 @@ import Testing
                           Candidate(index: 2, id: 12, rate: 9, waitNs: 0),
                           Candidate(index: 3, id: 3, rate: 1, waitNs: 0)]
         #expect(choose(candidates, limit: 2, reserve: 0) == [1, 2])
-        #expect(choose(candidates.reversed(), limit: 2, reserve: 0) == [1, 2])
+        #expect(choose(Array(candidates.reversed()), limit: 2, reserve: 0) == [1, 2])
         // Equal waits likewise.
         let waiting = [Candidate(index: 0, id: 9, rate: 0, waitNs: 5), Candidate(index: 1, id: 2, rate: 0, waitNs: 5)]
         #expect(choose(waiting, limit: 1, reserve: 1) == [1])
