@@ -107,7 +107,7 @@ extension DashboardView {
         case .bytesIn: row.isClosed ? "–" : Self.bytesRate(row.bytesInPerSecond)
         case .bytesOut: row.isClosed ? "–" : Self.bytesRate(row.bytesOutPerSecond)
         case .figure: row.isClosed ? "–" : Format.rate(row.figurePerSecond)
-        case .wait: row.isClosed ? "–" : Format.duration(row.waitShownNs)
+        case .wait: row.isClosed ? "–" : Format.latency(row.waitShownNs)
         case .inflight: row.isClosed ? "–" : "\(row.inflight)"
         case .held: row.isClosed ? "–" : Self.size(row.heldBytes)
         case .age: Format.duration(row.ageNs)
@@ -140,7 +140,7 @@ extension DashboardView {
     /// holds, and its bytes per second while it was in the frames.
     func drawConnectionDetail(_ model: DashboardModel, into screen: inout Screen) {
         let width = min(screen.width - 4, 78)
-        let height = min(screen.height - 2, 18)
+        let height = min(screen.height - 2, 13)
         let left = (screen.width - width) / 2, top = (screen.height - height) / 2
         let box = drawBox(left: left, top: top, width: width, height: height, into: &screen)
         screen.put(" Esc closes ", x: left + width - 14, y: top + height - 1, style: box)

@@ -44,6 +44,8 @@ extension DashboardModel {
         open.sort { a, b in
             if column.precedes(a, b) { return !reversed }
             if column.precedes(b, a) { return reversed }
+            // Ties (the idle at 0 B/s): whoever waits longest first, then the older.
+            if a.waitingNs != b.waitingNs { return a.waitingNs > b.waitingNs }
             return a.id < b.id
         }
         let closed = recentlyClosed.filter { sample in !open.contains { $0.id == sample.id } }
