@@ -173,7 +173,7 @@ extension DashboardView {
         }
         line("served", served)
         let waiting = row.waitingNs > 0 ? "\(row.state) for \(Format.duration(row.waitingNs)) · " : ""
-        line("waits", waiting + "last packet \(Format.duration(row.lastWaitNs)) in the FIFO · longest \(Format.duration(row.longestWaitNs))",
+        line("waits", waiting + "last packet \(Format.latency(row.lastWaitNs)) in the FIFO · longest \(Format.latency(row.longestWaitNs))",
              style: row.waitingNs > 0 ? CellStyle(.warning, bold: true) : .plain)
         let large = [row.largeInput ? "input" : nil, row.largeOutput ? "output" : nil].compactMap { $0 }
         line("buffers", "holds \(Self.size(row.heldBytes)) (\(large.isEmpty ? "its own small buffers" : "large " + large.joined(separator: " and ") + " from the pool"))"

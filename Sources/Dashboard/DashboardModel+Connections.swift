@@ -91,10 +91,12 @@ extension DashboardModel {
 
     mutating func keepConnectionSelectionVisible(visibleRows: Int) {
         let rows = connectionRows
-        let index = rows.firstIndex { $0.id == selectedConnectionID } ?? 0
         let height = max(1, visibleRows)
-        if index < connectionScroll { connectionScroll = index }
-        if index >= connectionScroll + height { connectionScroll = index - height + 1 }
+        // A chosen connection that left the rows: the table stays where it is.
+        if let index = selectedConnectionID == nil ? 0 : rows.firstIndex(where: { $0.id == selectedConnectionID }) {
+            if index < connectionScroll { connectionScroll = index }
+            if index >= connectionScroll + height { connectionScroll = index - height + 1 }
+        }
         connectionScroll = max(0, min(connectionScroll, max(0, rows.count - height)))
     }
 

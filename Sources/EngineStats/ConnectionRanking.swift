@@ -26,6 +26,14 @@ public enum ConnectionRanking {
     /// How many of `limit` rows go to the longest waiting: a quarter, at least one.
     public static func waitingReserve(limit: Int) -> Int { limit <= 0 ? 0 : max(1, limit / 4) }
 
+    /// The lists `select` keeps while it chooses: reused from one call to the next, so a
+    /// sampler that keeps one allocates nothing per frame.
+    public struct Workspace: Sendable {
+        var waiting: [Candidate] = []
+        var busiest: [Candidate] = []
+        public init() {}
+    }
+
     /// The candidates to show, at most `limit`: the `waitingReserve` longest waiting (wait > 0)
     /// first, longest first, then the highest rates, highest first. `chosen` is cleared and
     /// filled with the candidates' `index` values (its capacity is reused).
@@ -33,27 +41,32 @@ public enum ConnectionRanking {
     /// several times slower per candidate.)
     public static func select(_ candidates: [Candidate], limit: Int, waitingReserve: Int,
                               into chosen: inout [Int]) {
+        var workspace = Workspace()
+        select(candidates, limit: limit, waitingReserve: waitingReserve, into: &chosen, workspace: &workspace)
+    }
+
+    /// `select`, keeping its lists in `workspace`.
+    public static func select(_ candidates: [Candidate], limit: Int, waitingReserve: Int,
+                              into chosen: inout [Int], workspace: inout Workspace) {
         chosen.removeAll(keepingCapacity: true)
+        workspace.waiting.removeAll(keepingCapacity: true)
+        workspace.busiest.removeAll(keepingCapacity: true)
         guard limit > 0 else { return }
         let reserve = min(limit, max(0, waitingReserve))
-        var waiting: [Candidate] = []
-        waiting.reserveCapacity(reserve + 1)
         if reserve > 0 {
             for candidate in candidates where candidate.waitNs > 0 {
-                insert(candidate, into: &waiting, bound: reserve, before: waitsLonger)
+                insert(candidate, into: &workspace.waiting, bound: reserve, before: waitsLonger)
             }
         }
-        var busiest: [Candidate] = []
-        let rest = limit - waiting.count
-        busiest.reserveCapacity(rest + 1)
+        let rest = limit - workspace.waiting.count
         if rest > 0 {
             for candidate in candidates {
-                if candidate.waitNs > 0, !waiting.isEmpty, isAmong(candidate, waiting) { continue }
-                insert(candidate, into: &busiest, bound: rest, before: movesMore)
+                if candidate.waitNs > 0, !workspace.waiting.isEmpty, isAmong(candidate, workspace.waiting) { continue }
+                insert(candidate, into: &workspace.busiest, bound: rest, before: movesMore)
             }
         }
-        for candidate in waiting { chosen.append(candidate.index) }
-        for candidate in busiest { chosen.append(candidate.index) }
+        for candidate in workspace.waiting { chosen.append(candidate.index) }
+        for candidate in workspace.busiest { chosen.append(candidate.index) }
     }
 
     /// Longer wait first; the older connection on a tie.

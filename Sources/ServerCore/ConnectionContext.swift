@@ -92,12 +92,14 @@ public struct ConnectionContext {
     /// gives back the packets it has not started, so another worker serves meanwhile; the
     /// frames show it as blocked.
     public func blocking<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        worker?.enter(.blocked)
         let figures = server.connections[slot].figures
         let saved = figures.beginBlocking(now: UInt64(CIOURing_now_ns()))
+        // A scope inside another leaves the worker blocked until the outer one ends.
+        let nested = saved.status & 0xFF == ConnectionState.blocked.rawValue
+        if !nested { worker?.enter(.blocked) }
         defer {
             figures.endBlocking(restoring: saved)
-            worker?.enter(.running)
+            if !nested { worker?.enter(.running) }
         }
         return try server.port.blocking(body)
     }

@@ -4,7 +4,8 @@ import EngineStats
 /// The sampler's side of the connections view: one pass over every slot's figures per frame,
 /// then full rows for the chosen ones only.
 ///
-/// The pass reads seven words per connection (id, status, its wait, bytes, its figure), counts
+/// The pass reads nine words per connection (id, status, its wait, bytes, its figure, its
+/// attribution), counts
 /// the states, computes the interval's rates against what it kept from the last pass, and
 /// keeps a small candidate for `ConnectionRanking`; `choose` then reads the chosen connections'
 /// whole rows. What it keeps per slot lives in one buffer grown as slots are created; a pass
@@ -35,6 +36,7 @@ final class ConnectionSampling {
     private var previousNs: UInt64 = 0
     private var candidates: [ConnectionRanking.Candidate] = []
     private var chosen: [Int] = []
+    private var ranking = ConnectionRanking.Workspace()
 
     /// Open connections by state, as the last pass counted them.
     struct Tally {
@@ -72,7 +74,8 @@ final class ConnectionSampling {
               connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) -> Tally {
         grow(to: slots)
         let intervalNs = previousNs > 0 && now > previousNs ? now - previousNs : 0
-        previousNs = now
+        // Two fills may take `now` in one order and the lock in the other: never backwards.
+        previousNs = max(previousNs, now)
         candidates.removeAll(keepingCapacity: true)
         var tally = Tally()
         typealias Word = ConnectionFigures.Word
@@ -127,7 +130,8 @@ final class ConnectionSampling {
             let spanNs = known ? sinceKept : max(age, intervalNs, Self.shortestSpanNs)
             func rate(_ total: UInt64, _ before: UInt64) -> UInt64 {
                 guard spanNs > 0, total > before else { return 0 }
-                return UInt64(Double(total - before) * 1e9 / Double(spanNs))
+                // Bounded: a handler may count any amount, and a conversion past 2^64 traps.
+                return UInt64(min(Double(total - before) * 1e9 / Double(spanNs), 1.8e19))
             }
             let before = kept[slot]
             kept[slot] = Kept(id: id, sampledAt: now, bytesIn: bytesIn, bytesOut: bytesOut, figure: figure,
@@ -148,7 +152,7 @@ final class ConnectionSampling {
     /// slot index + 1 (the caller names the worker).
     func choose(limit: Int, from table: ConnectionTable, into out: inout [ConnectionSample]) {
         ConnectionRanking.select(candidates, limit: limit, waitingReserve: ConnectionRanking.waitingReserve(limit: limit),
-                                 into: &chosen)
+                                 into: &chosen, workspace: &ranking)
         for slot in chosen {
             let figures = table.figures(slot)
             let pass = kept[slot]

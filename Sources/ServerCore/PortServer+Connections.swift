@@ -1,3 +1,4 @@
+import CAtomicWords
 import CIOURing
 import CompletionPort
 import EngineStats
@@ -82,12 +83,17 @@ extension PortServer {
         guard id != 0 else { return CommandOutcome(succeeded: false, message: "connection numbers start at 1") }
         var found: Connection?
         connections.forEachCreated { connection in
-            if found == nil && connection.figures.id == id { found = connection }
+            // acquiring: pairs with the releasing store of the id in `ConnectionFigures.open`.
+            if found == nil && AtomicWord_loadAcquire(connection.figures.words + ConnectionFigures.Word.id) == id {
+                found = connection
+            }
         }
         guard let connection = found else {
             return CommandOutcome(succeeded: false, message: "no open connection \(id) (it may have closed)")
         }
         let peer = connection.figures.sample(slot: connection.slot).peer
+        // acquiring fence: the peer is read before the id is checked again (as the sampler does).
+        AtomicWord_fenceAcquire()
         guard connection.figures.id == id else {
             return CommandOutcome(succeeded: false, message: "connection \(id) has just closed")
         }

@@ -87,8 +87,9 @@ final class DashboardMode {
             } else if engineGone == nil, source.newest > lastFrame, let frame = source.latest() {
                 if lastFrame > 0, frame.number > lastFrame + 1 {
                     // Frames skipped (a slow terminal, a short period): their closes still show.
+                    // By number: the sampler may have published another since `latest()`.
                     let skipped = Int(min(frame.number - lastFrame - 1, 128))
-                    for older in source.recent(skipped + 1).dropLast() where older.number > lastFrame {
+                    for older in source.recent(skipped + 2) where older.number > lastFrame && older.number < frame.number {
                         model.takeCloses(of: older)
                     }
                 }
@@ -312,7 +313,7 @@ final class DashboardMode {
         }
         if let id = model.connectionDetailID, model.connectionDetail == nil {
             // The detail pane's connection left the frame's rows: it is still the one meant.
-            model.status = "connection \(id) is not in the newest frame; close it when it shows again, or Esc"
+            model.status = "connection \(id) is not in the newest frame (it moved too little, or closed): x works while it shows"
             return
         }
         guard let row = model.connectionDetail ?? model.selectedConnection else {

@@ -41,6 +41,8 @@ import Glibc
             let again = try #require(byFrame[number], "frame \(number) was recorded")
             #expect(again["completions"] as? Int == frame["completions"] as? Int, "frame \(number)")
             #expect(again["workers_live"] as? Int == 3)
+            // The connection rows are recorded too (compared key by key below).
+            #expect((again["connections"] as? [Any])?.count == 8, "frame \(number)")
             let workers = try #require(frame["workers"] as? [[String: Any]])
             let workersAgain = try #require(again["workers"] as? [[String: Any]])
             #expect(workers.map { $0["id"] as? Int } == workersAgain.map { $0["id"] as? Int })

@@ -143,6 +143,24 @@ import Glibc
         #expect(send(bystander, "still here\n") && read(bystander, count: 11) == Array("STILL HERE\n".utf8))
     }
 
+    @Test(arguments: availableBackends, EchoPath.allCases)
+    func theDrainClosesAsTheServer(backend: BackendChoice, path: EchoPath) throws {
+        // Not as a failure: the receive the drain's close cancels says nothing about why.
+        let server = try makeEngine(backend, path: path, workers: 2) { $0.statsPeriodMilliseconds = 60_000 }
+        let client = try connectClient(port: server.listenPort)
+        defer { close(client) }
+        #expect(echoOnce(client))
+        #expect(eventually { server.currentFrame().connections.count == 1 })
+        _ = server.drain()
+        let closed = server.currentFrame().connections.filter { $0.state == .closed }
+        #expect(closed.map(\.closeReason) == [.byServer], "\(closed)")
+        #expect(closed.first?.closeErrno == 0)
+    }
+
+    private func echoOnce(_ fd: CInt) -> Bool {
+        send(fd, "ping") && read(fd, count: 4) == Array("ping".utf8)
+    }
+
     @Test func aRefusedConnectionIsAClosedRow() throws {
         let server = try makeEngine(.auto, workers: 2) {
             $0.maxConnections = 1
