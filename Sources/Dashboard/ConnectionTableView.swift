@@ -103,9 +103,9 @@ extension DashboardView {
         case .id: "\(row.id)"
         case .peer: row.peer
         case .state: row.state.description
-        case .bytes: row.isClosed ? "–" : Self.bytesRate(row.bytesPerSecond)
-        case .bytesIn: row.isClosed ? "–" : Self.bytesRate(row.bytesInPerSecond)
-        case .bytesOut: row.isClosed ? "–" : Self.bytesRate(row.bytesOutPerSecond)
+        case .bytes: row.isClosed ? "–" : Format.rate(row.bytesPerSecond)
+        case .bytesIn: row.isClosed ? "–" : Format.rate(row.bytesInPerSecond)
+        case .bytesOut: row.isClosed ? "–" : Format.rate(row.bytesOutPerSecond)
         case .figure: row.isClosed ? "–" : Format.rate(row.figurePerSecond)
         case .wait: row.isClosed ? "–" : Format.latency(row.waitShownNs)
         case .inflight: row.isClosed ? "–" : "\(row.inflight)"
@@ -115,9 +115,6 @@ extension DashboardView {
         case .worker: row.worker >= 0 ? "\(row.worker)" : "–"
         }
     }
-
-    /// Bytes per second, short: "850", "12.3k", "4.5M".
-    static func bytesRate(_ value: Double) -> String { Format.rate(value) }
 
     /// A buffer size in binary units, short: "2K", "257K", "1M".
     static func size(_ bytes: Int) -> String {
@@ -166,7 +163,7 @@ extension DashboardView {
         if row.isClosed {
             line("closed", "\(row.closeText), \(Format.duration(row.closedForNs ?? 0)) ago", style: CellStyle(.warning, bold: true))
         }
-        line("bytes", "in \(Format.bytes(sample.bytesIn)) (\(Self.bytesRate(row.bytesInPerSecond))/s) · out \(Format.bytes(sample.bytesOut)) (\(Self.bytesRate(row.bytesOutPerSecond))/s)")
+        line("bytes", "in \(Format.bytes(sample.bytesIn)) (\(Format.rate(row.bytesInPerSecond))/s) · out \(Format.bytes(sample.bytesOut)) (\(Format.rate(row.bytesOutPerSecond))/s)")
         var served = "\(sample.completions) completions · handler \(Format.duration(sample.handlerNs))"
         if !model.connectionFigure.isEmpty {
             served = "\(sample.handlerFigure) \(model.connectionFigure) (\(Format.rate(row.figurePerSecond))/s) · " + served
@@ -187,7 +184,7 @@ extension DashboardView {
             screen.put(Sparkline.render(shown, width: graphWidth, unicode: unicode), x: x, y: y, style: CellStyle(.good))
             y += 1
             let period = Double(model.periodNs) / 1e9
-            screen.put("peak \(Self.bytesRate(shown.max() ?? 0))/s over \(Format.span(seconds: Double(shown.count) * period)) (while it was among the top)",
+            screen.put("peak \(Format.rate(shown.max() ?? 0))/s over \(Format.span(seconds: Double(shown.count) * period)) (while it was among the top)",
                        x: left + 14, y: y, style: CellStyle(.muted), limit: inner - 12)
         } else {
             screen.put("bytes/s history: appears as frames carry this connection", x: left + 2, y: y, style: CellStyle(.muted, dim: true), limit: inner)

@@ -24,9 +24,6 @@ public enum ConnectionState: UInt64, Sendable, CaseIterable, CustomStringConvert
         case .closed: "closed"
         }
     }
-
-    /// The state a stored word names (nil for a word no state has).
-    public init?(word: UInt64) { self.init(rawValue: word) }
 }
 
 /// Why a connection closed, as frames carry it (`ConnectionSample.closeReason`).
@@ -125,7 +122,7 @@ public struct ConnectionSample: Sendable, Hashable {
     public static let stalledSendNs: UInt64 = 500_000_000
 
     public var state: ConnectionState {
-        get { ConnectionState(word: stateWord) ?? .receiving }
+        get { ConnectionState(rawValue: stateWord) ?? .receiving }
         set { stateWord = newValue.rawValue }
     }
 

@@ -12,10 +12,19 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
         (self.meta, self.high, self.low) = (meta, high, low)
     }
 
+    /// An IPv4 address (its four bytes as one host-order word: 127.0.0.1 is 0x7F000001) and port.
+    public init(ipv4 address: UInt32, port: UInt16) {
+        self.init(meta: 4 << 16 | UInt64(port), high: 0, low: UInt64(address))
+    }
+
+    /// An IPv6 address (its sixteen bytes as two host-order words, first byte highest) and port.
+    public init(ipv6High high: UInt64, low: UInt64, port: UInt16) {
+        self.init(meta: 6 << 16 | UInt64(port), high: high, low: low)
+    }
+
     /// An IPv4 address (its bytes in network order) and port.
     public init(ipv4 bytes: (UInt8, UInt8, UInt8, UInt8), port: UInt16) {
-        let value = UInt64(bytes.0) << 24 | UInt64(bytes.1) << 16 | UInt64(bytes.2) << 8 | UInt64(bytes.3)
-        self.init(meta: 4 << 16 | UInt64(port), high: 0, low: value)
+        self.init(ipv4: UInt32(bytes.0) << 24 | UInt32(bytes.1) << 16 | UInt32(bytes.2) << 8 | UInt32(bytes.3), port: port)
     }
 
     /// An IPv6 address (sixteen bytes in network order) and port.
@@ -24,7 +33,7 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
         var high: UInt64 = 0, low: UInt64 = 0
         for index in 0..<8 { high = high << 8 | UInt64(bytes[index]) }
         for index in 8..<16 { low = low << 8 | UInt64(bytes[index]) }
-        self.init(meta: 6 << 16 | UInt64(port), high: high, low: low)
+        self.init(ipv6High: high, low: low, port: port)
     }
 
     public var family: Int { Int(meta >> 16 & 0xFF) }

@@ -70,9 +70,8 @@ final class Connection: @unchecked Sendable {
     /// Its figures for the connections view (written by the strand's owner).
     let figures: ConnectionFigures
     /// The connection an operator asked to close (`ConnectionFigures.id`): written by the
-    /// command before it posts `operatorCloseArrived`, read by the owner. relaxed: the posted
-    /// packet (a system call and the port's queue) orders it before the owner's read; a stale
-    /// value only fails the id check, and the command is refused.
+    /// command before it posts `operatorCloseArrived` (a releasing store), read by the owner (an
+    /// acquiring load); a stale value only fails the id check, and nothing closes.
     let operatorCloseID = Atomic<UInt64>(0)
     /// The connection's own buffer, used whenever it holds no large one.
     let smallBuffer: UnsafeMutableRawBufferPointer

@@ -38,12 +38,6 @@ final class ConnectionSampling {
     private var chosen: [Int] = []
     private var ranking = ConnectionRanking.Workspace()
 
-    /// Open connections by state, as the last pass counted them.
-    struct Tally {
-        var receiving = 0, sending = 0, blocked = 0, paused = 0, closing = 0, large = 0
-        var longestWaitingNs: UInt64 = 0
-    }
-
     init() {
         kept = .allocate(capacity: 1)
         kept.initialize(to: Kept())
@@ -67,17 +61,19 @@ final class ConnectionSampling {
         keptCount = count
     }
 
-    /// One pass over the first `slots` slots of `table` at `now`: counts, rates, candidates,
-    /// and per worker slot (`connectionsBySlot`, `pendingBySlot`, zeroed by the caller) the
-    /// open connections whose strand it ran last and the operations in flight it submitted.
-    func scan(_ table: ConnectionTable, slots: Int, now: UInt64,
-              connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) -> Tally {
+    /// One pass over the first `slots` slots of `table` at `now`: the open connections by
+    /// state, their large buffers and longest wait (into `engine`), rates, candidates, and per
+    /// worker slot (`connectionsBySlot`, `pendingBySlot`, zeroed by the caller) the open
+    /// connections whose strand it ran last and the operations in flight it submitted.
+    func scan(_ table: ConnectionTable, slots: Int, now: UInt64, into engine: inout EngineSample,
+              connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) {
         grow(to: slots)
         let intervalNs = previousNs > 0 && now > previousNs ? now - previousNs : 0
         // Two fills may take `now` in one order and the lock in the other: never backwards.
         previousNs = max(previousNs, now)
         candidates.removeAll(keepingCapacity: true)
-        var tally = Tally()
+        (engine.receiving, engine.sending, engine.blocked, engine.paused, engine.closing, engine.largeBuffers) = (0, 0, 0, 0, 0, 0)
+        var longestWaitingNs: UInt64 = 0
         typealias Word = ConnectionFigures.Word
         for slot in 0..<slots {
             let words = table.figures(slot).words
@@ -105,7 +101,7 @@ final class ConnectionSampling {
             if receiver > 0 { pendingBySlot[receiver - 1] += 1 }
             if sender > 0 { pendingBySlot[sender - 1] += 1 }
             let lastWait = (waits >> 32) &* 1000
-            var state = ConnectionState(word: status & 0xFF) ?? .receiving
+            var state = ConnectionState(rawValue: status & 0xFF) ?? .receiving
             let waited = since > 0 && now > since ? now - since : 0
             if state == .sending {
                 // Sending is a wait only once the send has stalled (the client does not read).
@@ -113,14 +109,14 @@ final class ConnectionSampling {
             }
             let waiting = since > 0 && now > since ? now - since : 0
             switch state {
-            case .receiving: tally.receiving += 1
-            case .sending: tally.sending += 1
-            case .blocked: tally.blocked += 1
-            case .paused: tally.paused += 1
-            case .closing, .closed: tally.closing += 1
+            case .receiving: engine.receiving += 1
+            case .sending: engine.sending += 1
+            case .blocked: engine.blocked += 1
+            case .paused: engine.paused += 1
+            case .closing, .closed: engine.closing += 1
             }
-            tally.large += (status & 1 << 16 != 0 ? 1 : 0) + (status & 1 << 17 != 0 ? 1 : 0)
-            tally.longestWaitingNs = max(tally.longestWaitingNs, waiting)
+            engine.largeBuffers += (status & 1 << 16 != 0 ? 1 : 0) + (status & 1 << 17 != 0 ? 1 : 0)
+            longestWaitingNs = max(longestWaitingNs, waiting)
 
             let known = kept[slot].id == id
             // A connection new since the last pass: its bytes over its age, but never over
@@ -144,7 +140,7 @@ final class ConnectionSampling {
             candidates.append(ConnectionRanking.Candidate(
                 index: slot, id: id, rate: kept[slot].inPerSecond &+ kept[slot].outPerSecond, waitNs: max(waiting, recentWait)))
         }
-        return tally
+        engine.longestWaitingMicroseconds = Int(longestWaitingNs / 1000)
     }
 
     /// Appends the whole rows of the pass's chosen connections to `out`, at most `limit`

@@ -39,11 +39,9 @@ final class ConnectionTable: @unchecked Sendable {
         /// Index of the oldest close held, and how many are held.
         var closedStart = 0
         var closedCount = 0
-        /// Closes dropped because the ring was full before the sampler drained it.
-        var closedDropped: UInt64 = 0
     }
 
-    /// Closes held between two frames; more are dropped (counted), the newest kept.
+    /// Closes held between two frames; beyond it the oldest give way.
     static let closedCapacity = 64
 
     /// Nil when the buffers' address space cannot be reserved (capacity × sizes too large).
@@ -122,25 +120,20 @@ final class ConnectionTable: @unchecked Sendable {
             // Full: the oldest gives way.
             pool.closedStart = (pool.closedStart + 1) % closedCapacity
             pool.closedCount -= 1
-            pool.closedDropped += 1
         }
         pool.closed[(pool.closedStart + pool.closedCount) % closedCapacity] = row
         pool.closedCount += 1
     }
 
     /// Moves the closes held since the last call into `rows` (appended, oldest first, at most
-    /// `limit`: the newest are kept) and returns how many were dropped since.
-    func takeClosed(into rows: inout [ConnectionSample], limit: Int) -> UInt64 {
+    /// `limit`: the newest are kept).
+    func takeClosed(into rows: inout [ConnectionSample], limit: Int) {
         freeSlots.withLock { pool in
-            let skip = max(0, pool.closedCount - limit)
-            for offset in skip..<pool.closedCount {
+            for offset in max(0, pool.closedCount - limit)..<pool.closedCount {
                 rows.append(pool.closed[(pool.closedStart + offset) % Self.closedCapacity])
             }
-            let dropped = pool.closedDropped + UInt64(skip)
             pool.closedStart = 0
             pool.closedCount = 0
-            pool.closedDropped = 0
-            return dropped
         }
     }
 

@@ -55,7 +55,7 @@ extension PortServer {
             return withUnsafeBytes(of: &storage) { raw in
                 let address = raw.load(as: sockaddr_in.self)
                 let value = withUnsafeBytes(of: address.sin_addr) { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
-                return PeerAddress(meta: 4 << 16 | UInt64(UInt16(bigEndian: address.sin_port)), high: 0, low: UInt64(value))
+                return PeerAddress(ipv4: value, port: UInt16(bigEndian: address.sin_port))
             }
         case AF_INET6:
             return withUnsafeBytes(of: &storage) { raw in
@@ -63,7 +63,7 @@ extension PortServer {
                 let (high, low) = withUnsafeBytes(of: address.sin6_addr) {
                     (UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
                 }
-                return PeerAddress(meta: 6 << 16 | UInt64(UInt16(bigEndian: address.sin6_port)), high: high, low: low)
+                return PeerAddress(ipv6High: high, low: low, port: UInt16(bigEndian: address.sin6_port))
             }
         default:
             return PeerAddress()
@@ -112,31 +112,18 @@ extension PortServer {
     /// `tallyLock`.
     func sampleConnections(into frame: inout StatsFrame, now: UInt64,
                            connectionsBySlot: UnsafeMutablePointer<Int>, pendingBySlot: UnsafeMutablePointer<Int>) {
-        let sampling = connectionSampling
-        let tally = sampling.scan(connections, slots: connections.created, now: now,
-                                  connectionsBySlot: connectionsBySlot, pendingBySlot: pendingBySlot)
-        frame.engine.receiving = tally.receiving
-        frame.engine.sending = tally.sending
-        frame.engine.blocked = tally.blocked
-        frame.engine.paused = tally.paused
-        frame.engine.closing = tally.closing
-        frame.engine.largeBuffers = tally.large
-        frame.engine.longestWaitingMicroseconds = Int(tally.longestWaitingNs / 1000)
+        connectionSampling.scan(connections, slots: connections.created, now: now, into: &frame.engine,
+                                connectionsBySlot: connectionsBySlot, pendingBySlot: pendingBySlot)
         // relaxed: a counter read on its own.
         frame.engine.operatorCloses = operatorCloseCount.load(ordering: .relaxed)
 
         frame.connections.removeAll(keepingCapacity: true)
-        sampling.choose(limit: configuration.connectionRows, from: connections, into: &frame.connections)
-        _ = connections.takeClosed(into: &frame.connections, limit: EngineConfiguration.closedRows)
-        // Worker slot index + 1, as the strands record it, to the worker's id.
+        connectionSampling.choose(limit: configuration.connectionRows, from: connections, into: &frame.connections)
+        connections.takeClosed(into: &frame.connections, limit: EngineConfiguration.closedRows)
+        // Worker slot index + 1, as the strands record it, to the worker's id (-1: none).
         for index in frame.connections.indices {
-            let slotPlusOne = frame.connections[index].worker
-            frame.connections[index].worker = slotPlusOne > 0 && slotPlusOne - 1 < frame.workers.count
-                ? workerID(atSlot: slotPlusOne - 1, in: frame) : -1
+            let slot = frame.connections[index].worker - 1
+            frame.connections[index].worker = frame.workers.first { $0.slot == slot }?.id ?? -1
         }
-    }
-
-    private func workerID(atSlot slot: Int, in frame: StatsFrame) -> Int {
-        frame.workers.first { $0.slot == slot }?.id ?? -1
     }
 }

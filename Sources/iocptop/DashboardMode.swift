@@ -335,10 +335,6 @@ final class DashboardMode {
 
     /// Actions that change the engine: one `EngineCommand` each, applied by the engine.
     private func command(_ action: Action) {
-        if let engineGone {
-            model.status = "\(engineGone): press q to quit"
-            return
-        }
         let command: EngineCommand
         switch action {
         case .addWorker: command = .addWorker
